@@ -1,0 +1,70 @@
+"""Settings: one frozen dataclass, and the only place that reads the environment."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from archiver.errors import ConfigError
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How a run behaves. Every field has a default; ARCHIVER_* variables override them."""
+
+    since: dt.date | None = None
+    until: dt.date | None = None
+    concurrency: int = 64
+    max_bytes_in_flight: int = 96 * MIB
+    max_object_bytes: int = 256 * MIB
+    target_file_bytes: int = 256 * MIB
+    row_group_rows: int = 50_000
+    lookback_days: int = 7
+    compression: str = "zstd"
+    compression_level: int = 3
+    progress: bool = False
+
+    def with_window(self, since: dt.date | None, until: dt.date | None) -> Settings:
+        if since and until and since > until:
+            raise ConfigError(f"--since {since} is after --until {until}")
+        return replace(self, since=since, until=until)
+
+
+_INT_VARIABLES = {
+    "ARCHIVER_CONCURRENCY": "concurrency",
+    "ARCHIVER_MAX_BYTES_IN_FLIGHT": "max_bytes_in_flight",
+    "ARCHIVER_MAX_OBJECT_BYTES": "max_object_bytes",
+    "ARCHIVER_TARGET_FILE_BYTES": "target_file_bytes",
+    "ARCHIVER_ROW_GROUP_ROWS": "row_group_rows",
+    "ARCHIVER_LOOKBACK_DAYS": "lookback_days",
+    "ARCHIVER_COMPRESSION_LEVEL": "compression_level",
+}
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults overridden by ARCHIVER_* environment variables."""
+    env = os.environ if environ is None else environ
+    values: dict[str, int] = {}
+    for variable, name in _INT_VARIABLES.items():
+        raw = env.get(variable)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[name] = int(raw)
+        except ValueError as error:
+            raise ConfigError(f"{variable} must be a whole number, got {raw!r}") from error
+        if values[name] < (0 if name == "lookback_days" else 1):
+            raise ConfigError(f"{variable} must be positive, got {raw!r}")
+    return replace(Settings(), **values)  # type: ignore[arg-type]
+
+
+def parse_date(text: str) -> dt.date:
+    """YYYY-MM-DD from the command line."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as error:
+        raise ConfigError(f"not a date (YYYY-MM-DD): {text!r}") from error

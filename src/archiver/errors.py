@@ -1,0 +1,46 @@
+"""One exception hierarchy; every error says whether retrying can help."""
+
+from __future__ import annotations
+
+
+class ArchiverError(Exception):
+    """Base of every error the archiver raises on purpose."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class ConfigError(ArchiverError):
+    """Bad arguments or settings: fix the invocation."""
+
+
+class StorageError(ArchiverError):
+    """A storage call failed; `retryable` tells transient faults from permanent ones."""
+
+
+class NotFoundError(StorageError):
+    """The bucket, prefix or object does not exist."""
+
+
+class AccessDeniedError(StorageError):
+    """The credentials lack a permission."""
+
+
+class EndpointError(StorageError):
+    """The storage endpoint cannot be reached."""
+
+    retryable = True
+
+
+class PreconditionFailedError(StorageError):
+    """A conditional write lost: someone else changed the object first."""
+
+    retryable = True
+
+
+class UnsafeKeyError(ArchiverError):
+    """A key would resolve outside a local destination folder."""
