@@ -24,6 +24,7 @@ class Settings:
     target_file_bytes: int = 256 * MIB
     row_group_rows: int = 50_000
     lookback_days: int = 7
+    max_small_files: int = 8
     compression: str = "zstd"
     compression_level: int = 3
     progress: bool = False
@@ -41,6 +42,7 @@ _INT_VARIABLES = {
     "ARCHIVER_TARGET_FILE_BYTES": "target_file_bytes",
     "ARCHIVER_ROW_GROUP_ROWS": "row_group_rows",
     "ARCHIVER_LOOKBACK_DAYS": "lookback_days",
+    "ARCHIVER_MAX_SMALL_FILES": "max_small_files",
     "ARCHIVER_COMPRESSION_LEVEL": "compression_level",
 }
 

@@ -66,8 +66,13 @@ class ObjectStore(Protocol):
         """Where the store points, for messages (never includes credentials)."""
         ...
 
-    def list_pages(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
-        """Pages of keys under `prefix` in key order; with a delimiter, also common prefixes."""
+    def list_pages(
+        self, prefix: str, *, delimiter: str | None = None, start_after: str | None = None
+    ) -> AsyncIterator[ListPage]:
+        """Pages of keys under `prefix` in key order; with a delimiter, also common prefixes.
+
+        `start_after` skips every key and common prefix up to and including it.
+        """
         ...
 
     async def get(self, key: str) -> Fetched:

@@ -1,0 +1,209 @@
+"""The `archiver` command line: parse arguments, build settings and stores, run, report.
+
+Exit codes: 0 the run finished (quarantined objects included); 2 bad arguments or
+settings; 3 storage unreachable, missing or denied; 4 the run finished but some
+objects could not be read after retries (they are named; the next run retries them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from archiver import __version__
+from archiver.config import Settings, parse_date, settings_from_env
+from archiver.errors import ArchiverError, ConfigError, StorageError
+from archiver.location import open_store
+from archiver.pipeline import RunReport, archive
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_STORAGE = 3
+EXIT_UNREAD = 4
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="archiver", description="Archive Workato audit-log streams from S3 into Parquet.")
+    parser.add_argument("--version", action="version", version=f"archiver {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    compact = commands.add_parser("compact", help="archive SOURCE into DEST (incremental, exactly once)")
+    compact.add_argument("source", metavar="SOURCE", help="s3://bucket/prefix or a local folder")
+    compact.add_argument("dest", metavar="DEST", help="s3://bucket/prefix or a local folder")
+    _add_window(compact)
+    compact.add_argument("--json", action="store_true", help="print the run report as one JSON object")
+    compact.add_argument("--concurrency", type=_positive, help="GETs in flight (default 64)")
+
+    replay = commands.add_parser("replay", help="replay a folder through an embedded S3 server")
+    replay.add_argument("dir", metavar="DIR", type=Path)
+    replay.add_argument("--out", type=Path, default=Path("archive"), help="where the archive goes (./archive)")
+    replay.add_argument("--json", action="store_true")
+
+    synth = commands.add_parser("synth", help="write a realistic synthetic corpus")
+    synth.add_argument("outdir", metavar="OUTDIR", type=Path)
+    synth.add_argument("--jobs", type=_positive, default=2000)
+    synth.add_argument("--seed", type=int, default=0)
+
+    commands.add_parser("demo", help="synth + replay + a short tour of the result")
+    return parser
+
+
+def _add_window(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=_date, help="first layout day, YYYY-MM-DD (inclusive)")
+    parser.add_argument("--until", type=_date, help="last layout day, YYYY-MM-DD (inclusive)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from error
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _date(text: str) -> Any:
+    try:
+        return parse_date(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        handler = _HANDLERS[args.command]
+        return handler(args)
+    except ConfigError as error:
+        return _fail(EXIT_USAGE, str(error))
+    except StorageError as error:
+        return _fail(EXIT_STORAGE, str(error))
+    except ArchiverError as error:
+        return _fail(EXIT_STORAGE if error.retryable else EXIT_USAGE, str(error))
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted")
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"archiver: error: {message}", file=sys.stderr)
+    return code
+
+
+def run_settings(args: argparse.Namespace) -> Settings:
+    settings = settings_from_env().with_window(getattr(args, "since", None), getattr(args, "until", None))
+    concurrency = getattr(args, "concurrency", None)
+    if concurrency:
+        from dataclasses import replace
+
+        settings = replace(settings, concurrency=concurrency)
+    return settings
+
+
+def _compact(args: argparse.Namespace) -> int:
+    settings = run_settings(args)
+    report = asyncio.run(compact(args.source, args.dest, settings))
+    return emit_report(report, as_json=args.json)
+
+
+async def compact(source_url: str, dest_url: str, settings: Settings) -> RunReport:
+    """Open both stores, run the archiver, close the stores."""
+    source = await open_store(source_url, concurrency=settings.concurrency)
+    try:
+        dest = await open_store(dest_url, concurrency=settings.concurrency)
+        try:
+            with _progress_bar() as tick:
+                return await archive(
+                    source, dest, settings, progress=tick, sequential_reads=getattr(source, "is_local", False)
+                )
+        finally:
+            await dest.close()
+    finally:
+        await source.close()
+
+
+def emit_report(report: RunReport, *, as_json: bool, out: TextIO | None = None) -> int:
+    stream = out or sys.stdout
+    if as_json:
+        stream.write(orjson.dumps(report.as_dict()).decode() + "\n")
+    else:
+        stream.write(human_summary(report) + "\n")
+    if report.failures:
+        names = ", ".join(failure["key"] for failure in report.failures[:3])
+        more = f" and {len(report.failures) - 3} more" if len(report.failures) > 3 else ""
+        return _fail(EXIT_UNREAD, f"{len(report.failures)} objects could not be read: {names}{more}")
+    return EXIT_OK
+
+
+def human_summary(report: RunReport) -> str:
+    rows = report.rows
+    return (
+        f"listed {report.objects_listed} objects: {report.objects_archived} archived, "
+        f"{report.objects_skipped} skipped, {report.objects_quarantined} quarantined, "
+        f"{report.objects_failed} unreadable\n"
+        f"rows: {rows['jobs']} jobs, {rows['job_lines']} job lines, {rows['activity']} activity; "
+        f"{report.files_written} files written in {report.seconds:.1f}s"
+    )
+
+
+class _progress_bar:  # noqa: N801 - used as a context manager like a function
+    """A tqdm bar on stderr when stderr is a terminal; otherwise nothing."""
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        self._bar: Any = None
+        if not sys.stderr.isatty() or os.environ.get("ARCHIVER_NO_PROGRESS"):
+            return None
+        from tqdm import tqdm
+
+        self._bar = tqdm(unit="obj", file=sys.stderr, desc="archiving", leave=False)
+        bar = self._bar
+        return lambda count: bar.update(count)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from archiver.replay import replay
+
+    settings = run_settings(args)
+    report = replay(args.dir, args.out, settings)
+    code = emit_report(report, as_json=args.json)
+    if not args.json:
+        print(f"archive written to {args.out}")
+    return code
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from archiver.synth import write_corpus
+
+    summary = write_corpus(args.outdir, jobs=args.jobs, seed=args.seed)
+    print(f"wrote {summary.objects} objects ({summary.bytes} bytes) to {args.outdir}")
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from archiver.demo import run_demo
+
+    return run_demo(run_settings(args))
+
+
+_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "compact": _compact,
+    "replay": _replay,
+    "synth": _synth,
+    "demo": _demo,
+}

@@ -1,0 +1,28 @@
+"""Turn a SOURCE/DEST argument into a store: `s3://bucket/prefix` or a local folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from archiver.errors import ConfigError
+from archiver.localfs import LocalStore
+from archiver.s3 import S3Store, parse_s3_url
+from archiver.store import ObjectStore
+
+
+async def open_store(
+    url: str,
+    *,
+    concurrency: int = 64,
+    endpoint_url: str | None = None,
+    credentials: dict[str, str] | None = None,
+) -> ObjectStore:
+    """The store for `url`. Endpoint and credentials default to the standard AWS configuration."""
+    if url.startswith("s3://"):
+        bucket, prefix = parse_s3_url(url)
+        return await S3Store.open(
+            bucket, prefix, max_connections=concurrency, endpoint_url=endpoint_url, credentials=credentials
+        )
+    if "://" in url:
+        raise ConfigError(f"unsupported location {url!r}: use s3://bucket/prefix or a local folder")
+    return LocalStore(Path(url))

@@ -1,0 +1,142 @@
+"""Walk the source layout level by level, pruning whole days outside the window.
+
+`user_id/` -> `jobs/` -> `recipe_id/` -> `YYYYMMDD/` are listed with a delimiter,
+and the day level starts after the window's first day, so days before `since`
+are never listed and listing stops past `until`. Only the kept day folders are
+listed in full. Anything outside the layout is a loose subtree: listed in full,
+its JSON objects read and classified by content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from archiver.layout import JOBS_FOLDER, format_day, parse_day
+from archiver.ledger import LOOSE_UNIT, day_unit
+from archiver.store import ListPage, ObjectInfo, ObjectStore
+
+LIST_CONCURRENCY = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Inclusive range of layout days; None on a side means unbounded."""
+
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+    def contains(self, day: dt.date) -> bool:
+        return (self.since is None or day >= self.since) and (self.until is None or day <= self.until)
+
+
+@dataclass(slots=True)
+class SourcePlan:
+    """What lies in the window: per unit, the folders to list in full (and loose objects already seen)."""
+
+    day_prefixes: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    loose_prefixes: list[str] = field(default_factory=list)
+    loose_objects: list[ObjectInfo] = field(default_factory=list)
+
+    def units(self) -> list[str]:
+        names = sorted(self.day_prefixes)
+        if self.loose_prefixes or self.loose_objects:
+            names.append(LOOSE_UNIT)
+        return names
+
+
+async def _list_level(store: ObjectStore, prefix: str, start_after: str | None = None) -> ListPage:
+    """Every object and common prefix directly under `prefix` (all pages)."""
+    objects: list[ObjectInfo] = []
+    prefixes: list[str] = []
+    async for page in store.list_pages(prefix, delimiter="/", start_after=start_after):
+        objects.extend(page.objects)
+        prefixes.extend(page.prefixes)
+    return ListPage(tuple(objects), tuple(prefixes))
+
+
+async def _bounded(calls: list[Callable[[], Awaitable[None]]]) -> None:
+    gate = asyncio.Semaphore(LIST_CONCURRENCY)
+
+    async def run(call: Callable[[], Awaitable[None]]) -> None:
+        async with gate:
+            await call()
+
+    await asyncio.gather(*(run(call) for call in calls))
+
+
+async def plan_source(store: ObjectStore, window: Window, *, include_loose: bool = True) -> SourcePlan:
+    """Discover the day folders in the window and the loose subtrees, listing as little as possible."""
+    plan = SourcePlan()
+    root = await _list_level(store, "")
+    plan.loose_objects.extend(root.objects)
+    user_levels: dict[str, ListPage] = {}
+
+    async def list_user(prefix: str) -> None:
+        user_levels[prefix] = await _list_level(store, prefix)
+
+    await _bounded([lambda p=p: list_user(p) for p in root.prefixes])  # type: ignore[misc]
+    jobs_prefixes: list[str] = []
+    for user_prefix in sorted(user_levels):
+        level = user_levels[user_prefix]
+        plan.loose_objects.extend(level.objects)
+        for sub in level.prefixes:
+            if sub == f"{user_prefix}{JOBS_FOLDER}/":
+                jobs_prefixes.append(sub)
+            else:
+                plan.loose_prefixes.append(sub)
+
+    recipe_prefixes: list[str] = []
+
+    async def list_jobs(prefix: str) -> None:
+        level = await _list_level(store, prefix)
+        plan.loose_objects.extend(level.objects)
+        recipe_prefixes.extend(level.prefixes)
+
+    await _bounded([lambda p=p: list_jobs(p) for p in jobs_prefixes])  # type: ignore[misc]
+
+    async def list_days(recipe_prefix: str) -> None:
+        start_after = None
+        if window.since is not None:
+            # "YYYYMMDD" of the day before `since`, then a character above "/":
+            # every day folder before `since` sorts at or before it.
+            start_after = f"{recipe_prefix}{format_day(window.since - dt.timedelta(days=1))}0"
+        async for page in store.list_pages(recipe_prefix, delimiter="/", start_after=start_after):
+            plan.loose_objects.extend(page.objects)
+            past_until = False
+            for sub in page.prefixes:
+                day = parse_day(sub[len(recipe_prefix) :].rstrip("/"))
+                if day is None:
+                    plan.loose_prefixes.append(sub)
+                elif window.until is not None and day > window.until:
+                    past_until = True
+                elif window.contains(day):
+                    plan.day_prefixes[day_unit(day)].append(sub)
+            if past_until:
+                break
+
+    await _bounded([lambda p=p: list_days(p) for p in recipe_prefixes])  # type: ignore[misc]
+    for prefixes in plan.day_prefixes.values():
+        prefixes.sort()
+    plan.loose_prefixes.sort()
+    plan.loose_objects.sort(key=lambda info: info.key)
+    if not include_loose:
+        plan.loose_prefixes.clear()
+        plan.loose_objects.clear()
+    return plan
+
+
+async def list_unit(store: ObjectStore, plan: SourcePlan, unit: str) -> list[ObjectInfo]:
+    """Every object of one unit, in key order."""
+    if unit == LOOSE_UNIT:
+        prefixes, objects = plan.loose_prefixes, list(plan.loose_objects)
+    else:
+        prefixes, objects = plan.day_prefixes.get(unit, []), []
+    for prefix in prefixes:
+        async for page in store.list_pages(prefix):
+            objects.extend(page.objects)
+    objects.sort(key=lambda info: info.key)
+    return objects
