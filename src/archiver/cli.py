@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = commands.add_parser("replay", help="replay a folder through an embedded S3 server")
     replay.add_argument("dir", metavar="DIR", type=Path)
-    replay.add_argument("--out", type=Path, default=Path("archive"), help="where the archive goes (./archive)")
+    replay.add_argument(
+        "--out", type=Path, default=Path("archive"), help="where the archive goes (./archive)"
+    )
     replay.add_argument("--json", action="store_true")
 
     synth = commands.add_parser("synth", help="write a realistic synthetic corpus")
@@ -122,7 +124,7 @@ async def compact(source_url: str, dest_url: str, settings: Settings) -> RunRepo
     """Open both stores, run the archiver, close the stores."""
     source = await open_store(source_url, concurrency=settings.concurrency)
     try:
-        dest = await open_store(dest_url, concurrency=settings.concurrency)
+        dest = await open_store(dest_url, concurrency=settings.concurrency, create=True)
         try:
             with _progress_bar() as tick:
                 return await archive(
@@ -158,7 +160,7 @@ def human_summary(report: RunReport) -> str:
     )
 
 
-class _progress_bar:  # noqa: N801 - used as a context manager like a function
+class _progress_bar:
     """A tqdm bar on stderr when stderr is a terminal; otherwise nothing."""
 
     def __enter__(self) -> Callable[[int], None] | None:
@@ -191,7 +193,7 @@ def _synth(args: argparse.Namespace) -> int:
     from archiver.synth import write_corpus
 
     summary = write_corpus(args.outdir, jobs=args.jobs, seed=args.seed)
-    print(f"wrote {summary.objects} objects ({summary.bytes} bytes) to {args.outdir}")
+    print(f"wrote {summary.objects} objects ({summary.total_bytes} bytes) to {args.outdir}")
     return EXIT_OK
 
 

@@ -22,7 +22,8 @@ def run_demo(settings: Settings, out_dir: Path = DEMO_OUT) -> int:
     with tempfile.TemporaryDirectory(prefix="archiver-demo-") as scratch:
         corpus = Path(scratch) / "corpus"
         summary = write_corpus(corpus, jobs=DEMO_JOBS, seed=DEMO_SEED)
-        print(f"1. synthesised {summary.objects} objects ({summary.bytes / 1e6:.1f} MB) in the Workato layout")
+        megabytes = summary.total_bytes / 1e6
+        print(f"1. synthesised {summary.objects} objects ({megabytes:.1f} MB) in the Workato layout")
         print("2. uploaded them to an embedded S3 server (moto on 127.0.0.1) and ran `compact` over HTTP")
         report = replay(corpus, out_dir, settings)
     print(

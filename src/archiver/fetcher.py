@@ -58,7 +58,11 @@ async def fetch_in_order(
     """
     if sequential:
         for info in infos:
-            yield FetchResult(info, oversized=True) if info.size > max_object_bytes else await _read(store, info)
+            yield (
+                FetchResult(info, oversized=True)
+                if info.size > max_object_bytes
+                else await _read(store, info)
+            )
         return
     pending: deque[tuple[ObjectInfo, asyncio.Task[FetchResult]]] = deque()
     upcoming = iter(infos)
@@ -67,8 +71,10 @@ async def fetch_in_order(
     try:
         while next_info is not None or pending:
             # Launch while both bounds allow; an oversized object goes alone.
-            while next_info is not None and len(pending) < concurrency and (
-                not pending or in_flight_bytes + next_info.size <= max_bytes
+            while (
+                next_info is not None
+                and len(pending) < concurrency
+                and (not pending or in_flight_bytes + next_info.size <= max_bytes)
             ):
                 if next_info.size > max_object_bytes:
                     pending.append((next_info, asyncio.create_task(_oversized(next_info))))

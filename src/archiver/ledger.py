@@ -121,7 +121,8 @@ def encode_head(head: Head) -> bytes:
             "generation": head.generation,
             "index": head.index_key,
             "files": [
-                {"key": ref.key, "table": ref.table, "rows": ref.rows, "bytes": ref.bytes} for ref in head.files
+                {"key": ref.key, "table": ref.table, "rows": ref.rows, "bytes": ref.bytes}
+                for ref in head.files
             ],
             "obsolete": head.obsolete,
             "fingerprint": head.fingerprint,
@@ -195,18 +196,22 @@ def decode_index(data: bytes) -> list[IndexEntry]:
         rank = (
             None
             if terminal is None
-            else Rank(terminal, columns["completed_us"][i], columns["stamp_us"][i], columns["modified_us"][i], key)
+            else Rank(
+                terminal, columns["completed_us"][i], columns["stamp_us"][i], columns["modified_us"][i], key
+            )
         )
-        entries.append(IndexEntry(
-            key=key,
-            etag=columns["etag"][i],
-            size=columns["size"][i],
-            outcome=columns["outcome"][i],
-            job_id=columns["job_id"][i],
-            day=columns["day"][i],
-            rank=rank,
-            files=tuple(columns["files"][i] or ()),
-        ))
+        entries.append(
+            IndexEntry(
+                key=key,
+                etag=columns["etag"][i],
+                size=columns["size"][i],
+                outcome=columns["outcome"][i],
+                job_id=columns["job_id"][i],
+                day=columns["day"][i],
+                rank=rank,
+                files=tuple(columns["files"][i] or ()),
+            )
+        )
     return entries
 
 

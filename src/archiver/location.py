@@ -16,8 +16,12 @@ async def open_store(
     concurrency: int = 64,
     endpoint_url: str | None = None,
     credentials: dict[str, str] | None = None,
+    create: bool = False,
 ) -> ObjectStore:
-    """The store for `url`. Endpoint and credentials default to the standard AWS configuration."""
+    """The store for `url`. Endpoint and credentials default to the standard AWS configuration.
+
+    `create` makes a missing local folder (for a destination); a missing source folder is an error.
+    """
     if url.startswith("s3://"):
         bucket, prefix = parse_s3_url(url)
         return await S3Store.open(
@@ -25,4 +29,10 @@ async def open_store(
         )
     if "://" in url:
         raise ConfigError(f"unsupported location {url!r}: use s3://bucket/prefix or a local folder")
-    return LocalStore(Path(url))
+    root = Path(url)
+    if create:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"cannot create {root}: {error.strerror or error}") from None
+    return LocalStore(root)

@@ -239,7 +239,9 @@ class Archiver:
             if generation.complete:
                 await self._mark_seen(unit, fingerprint)
             return
-        raise ArchiverError(f"unit {unit}: gave up after {MAX_COMMIT_ATTEMPTS} conflicting commits", retryable=True)
+        raise ArchiverError(
+            f"unit {unit}: gave up after {MAX_COMMIT_ATTEMPTS} conflicting commits", retryable=True
+        )
 
     def _count_generation(self, generation: _Generation) -> None:
         report = self.report
@@ -391,7 +393,9 @@ class Archiver:
         if result.fetched is None:
             failures.append({"key": info.key, "error": str(result.error)})
             return None
-        return read_object(result.fetched.body, key=info.key, etag=result.fetched.etag, key_info=parse_key(info.key))
+        return read_object(
+            result.fetched.body, key=info.key, etag=result.fetched.etag, key_info=parse_key(info.key)
+        )
 
     async def _rewrite(
         self,
@@ -411,7 +415,9 @@ class Archiver:
         mapping: dict[str, list[str]] = {}
         try:
             for key in sorted(targets):
-                mapping[key] = await self._copy_without(key, local.get(key), removals.get(key, set()), rewriter)
+                mapping[key] = await self._copy_without(
+                    key, local.get(key), removals.get(key, set()), rewriter
+                )
             merged = rewriter.close()
         except BaseException:
             rewriter.abandon()
@@ -440,12 +446,10 @@ class Archiver:
         self, key: str, local: WrittenFile | None, drop: set[tuple[str, str | None]], rewriter: UnitWriter
     ) -> list[str]:
         table_name = key.split("/", 1)[0]
-        source: pa.NativeFile | Path
         if local is not None:
-            source = local.path
+            parquet = pq.ParquetFile(local.path)
         else:
-            source = pa.BufferReader((await self.dest.get(key)).body)
-        parquet = pq.ParquetFile(source)
+            parquet = pq.ParquetFile(pa.BufferReader((await self.dest.get(key)).body))
         day = read_day_partition(key)
         destinations: list[str] = []
         for batch in parquet.iter_batches(batch_size=self.settings.row_group_rows):
@@ -461,7 +465,9 @@ class Archiver:
     async def _publish(self, unit: str, generation: _Generation, head_etag: str | None) -> None:
         head = generation.head
         assert head.index_key is not None
-        intent_key = f"{ledger.unit_prefix(unit)}{INTENT_PREFIX}g{head.generation:06d}-{generation.token}.json"
+        intent_key = (
+            f"{ledger.unit_prefix(unit)}{INTENT_PREFIX}g{head.generation:06d}-{generation.token}.json"
+        )
         upload_keys = [written.key for written in generation.uploads] + [head.index_key]
         await self.dest.put(intent_key, orjson.dumps({"files": upload_keys}))
         gate = asyncio.Semaphore(UPLOAD_CONCURRENCY)
@@ -593,7 +599,13 @@ class _GenerationBuilder:
             key_info = parse_key(info.key)
             stamp = key_info.stamp_us if key_info else None
             for state in parsed.jobs:
-                rank = rank_of(state.row.get("status"), state.row.get("completed_at"), stamp, info.last_modified_us, info.key)
+                rank = rank_of(
+                    state.row.get("status"),
+                    state.row.get("completed_at"),
+                    stamp,
+                    info.last_modified_us,
+                    info.key,
+                )
                 candidates[state.job_id].append((rank, info, state))
         for job_id, versions in candidates.items():
             self._resolve(job_id, versions)
@@ -618,7 +630,8 @@ class _GenerationBuilder:
         for event in parsed.activity:
             by_day[event.day].append(event.row)
         files = tuple(
-            self.writer.add_rows("activity", day, rows, max(info.size, 1)) for day, rows in sorted(by_day.items())
+            self.writer.add_rows("activity", day, rows, max(info.size, 1))
+            for day, rows in sorted(by_day.items())
         )
         self.rows["activity"] += len(parsed.activity)
         self._entry(IndexEntry(info.key, info.etag, info.size, ledger.OUTCOME_ACTIVITY, files=files))
@@ -658,7 +671,13 @@ class _GenerationBuilder:
             self.resolver.versions[job_id].append(winner)
         for rank, info, state in losers:
             loser = IndexEntry(
-                info.key, info.etag, info.size, ledger.OUTCOME_SUPERSEDED, job_id=job_id, day=state.day, rank=rank
+                info.key,
+                info.etag,
+                info.size,
+                ledger.OUTCOME_SUPERSEDED,
+                job_id=job_id,
+                day=state.day,
+                rank=rank,
             )
             self._entry(loser)
             self.resolver.versions[job_id].append(loser)

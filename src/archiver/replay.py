@@ -47,10 +47,16 @@ def _prepare_output(out_dir: Path) -> None:
 
 async def _archive_and_download(endpoint: str, out_dir: Path, settings: Settings) -> RunReport:
     source = await open_store(
-        f"s3://{SOURCE_BUCKET}/", concurrency=settings.concurrency, endpoint_url=endpoint, credentials=MOTO_CREDENTIALS
+        f"s3://{SOURCE_BUCKET}/",
+        concurrency=settings.concurrency,
+        endpoint_url=endpoint,
+        credentials=MOTO_CREDENTIALS,
     )
     dest = await open_store(
-        f"s3://{ARCHIVE_BUCKET}/", concurrency=settings.concurrency, endpoint_url=endpoint, credentials=MOTO_CREDENTIALS
+        f"s3://{ARCHIVE_BUCKET}/",
+        concurrency=settings.concurrency,
+        endpoint_url=endpoint,
+        credentials=MOTO_CREDENTIALS,
     )
     try:
         report = await archive(source, dest, settings)

@@ -11,6 +11,7 @@ import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -107,7 +108,8 @@ class PartitionWriter:
     def _open(self) -> None:
         name = f"{self.name_prefix}-{self._sequence:04d}.parquet"
         self._sequence += 1
-        path = self.workdir / f"{self.table}-{name}"
+        key = f"{self.directory}{name}"
+        path = self.workdir / key.replace("/", "__")
         writer = pq.ParquetWriter(
             path,
             self.schema,
@@ -115,7 +117,7 @@ class PartitionWriter:
             compression_level=self.compression_level,
             write_statistics=True,
         )
-        self._current = _OpenFile(path=path, key=f"{self.directory}{name}", writer=writer)
+        self._current = _OpenFile(path=path, key=key, writer=writer)
 
     def _flush(self) -> None:
         if self._buffered_rows == 0:
@@ -201,7 +203,7 @@ class UnitWriter:
             try:
                 for written in writer.close():
                     written.path.unlink(missing_ok=True)
-            except Exception:  # noqa: BLE001 - best effort cleanup of local temp files
+            except Exception:
                 pass
 
 
@@ -214,4 +216,3 @@ def read_day_partition(key: str) -> dt.date | None:
             except ValueError:
                 return None
     return None
-
