@@ -2,7 +2,8 @@
 
 Exit codes: 0 the run finished (quarantined objects included); 2 bad arguments or
 settings; 3 storage unreachable, missing or denied; 4 the run finished but some
-objects could not be read after retries (they are named; the next run retries them).
+objects could not be read after retries (they are named; the next run retries them);
+5 `verify` found a gap.
 """
 
 from __future__ import annotations
@@ -20,13 +21,18 @@ import orjson
 from archiver import __version__
 from archiver.config import Settings, parse_date, settings_from_env
 from archiver.errors import ArchiverError, ConfigError, StorageError
+from archiver.localfs import LocalStore
 from archiver.location import open_store
 from archiver.pipeline import RunReport, archive
+from archiver.units import UnitScope, shard_key
+from archiver.verify import VerifyReport, verify
+from archiver.walker import Window, plan_source
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_STORAGE = 3
 EXIT_UNREAD = 4
+EXIT_GAP = 5
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,6 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_window(compact)
     compact.add_argument("--json", action="store_true", help="print the run report as one JSON object")
     compact.add_argument("--concurrency", type=_positive, help="GETs in flight (default 64)")
+    scope = compact.add_mutually_exclusive_group()
+    scope.add_argument("--unit", help="process one unit printed by `archiver plan` (day=YYYY-MM-DD or loose)")
+    scope.add_argument("--shard", type=_shard, help="process shard I of N (0-based), e.g. 2/8")
+
+    verify = commands.add_parser("verify", help="prove every source object in the window is archived")
+    verify.add_argument("source", metavar="SOURCE")
+    verify.add_argument("dest", metavar="DEST")
+    _add_window(verify)
+    verify.add_argument("--json", action="store_true", help="print the verify report as one JSON object")
+
+    plan = commands.add_parser("plan", help="print the independent units of work as JSON lines")
+    plan.add_argument("source", metavar="SOURCE")
+    _add_window(plan)
 
     replay = commands.add_parser("replay", help="replay a folder through an embedded S3 server")
     replay.add_argument("dir", metavar="DIR", type=Path)
@@ -75,6 +94,17 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
     return value
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not I/N: {text!r}") from error
+    if shard[1] < 1 or not 0 <= shard[0] < shard[1]:
+        raise argparse.ArgumentTypeError(f"shard must satisfy 0 <= I < N: {text!r}")
+    return shard
 
 
 def _date(text: str) -> Any:
@@ -116,11 +146,16 @@ def run_settings(args: argparse.Namespace) -> Settings:
 
 def _compact(args: argparse.Namespace) -> int:
     settings = run_settings(args)
-    report = asyncio.run(compact(args.source, args.dest, settings))
+    scope = UnitScope(unit=args.unit, shard=args.shard)
+    if args.unit:
+        settings = scope.narrow(settings)
+    report = asyncio.run(compact(args.source, args.dest, settings, scope=scope))
     return emit_report(report, as_json=args.json)
 
 
-async def compact(source_url: str, dest_url: str, settings: Settings) -> RunReport:
+async def compact(
+    source_url: str, dest_url: str, settings: Settings, *, scope: UnitScope | None = None
+) -> RunReport:
     """Open both stores, run the archiver, close the stores."""
     source = await open_store(source_url, concurrency=settings.concurrency)
     try:
@@ -128,12 +163,67 @@ async def compact(source_url: str, dest_url: str, settings: Settings) -> RunRepo
         try:
             with _progress_bar() as tick:
                 return await archive(
-                    source, dest, settings, progress=tick, sequential_reads=getattr(source, "is_local", False)
+                    source,
+                    dest,
+                    settings,
+                    unit_filter=None if scope is None or scope.everything else scope.accepts,
+                    progress=tick,
+                    sequential_reads=isinstance(source, LocalStore),
                 )
         finally:
             await dest.close()
     finally:
         await source.close()
+
+
+def _verify(args: argparse.Namespace) -> int:
+    settings = run_settings(args)
+    report = asyncio.run(_run_verify(args.source, args.dest, settings))
+    if args.json:
+        sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
+    else:
+        print(
+            f"checked {report.objects_checked} objects in {report.units} units: "
+            f"{report.objects_archived} archived, {report.objects_quarantined} quarantined; "
+            f"{len(report.not_archived)} not archived, {len(report.stale)} stale, "
+            f"{len(report.missing_files)} missing files, {len(report.orphan_files)} orphan files"
+        )
+    if report.ok:
+        return EXIT_OK
+    problems = report.not_archived + report.stale + report.missing_files + report.orphan_files
+    return _fail(EXIT_GAP, f"the archive has gaps, first: {problems[0]}")
+
+
+async def _run_verify(source_url: str, dest_url: str, settings: Settings) -> VerifyReport:
+    source = await open_store(source_url, concurrency=settings.concurrency)
+    try:
+        dest = await open_store(dest_url, concurrency=settings.concurrency)
+        try:
+            return await verify(source, dest, settings.since, settings.until)
+        finally:
+            await dest.close()
+    finally:
+        await source.close()
+
+
+def _plan(args: argparse.Namespace) -> int:
+    settings = run_settings(args)
+    for line in asyncio.run(_run_plan(args.source, settings)):
+        sys.stdout.write(orjson.dumps(line).decode() + "\n")
+    return EXIT_OK
+
+
+async def _run_plan(source_url: str, settings: Settings) -> list[dict[str, object]]:
+    source = await open_store(source_url, concurrency=settings.concurrency)
+    try:
+        plan = await plan_source(source, Window(settings.since, settings.until))
+    finally:
+        await source.close()
+    lines: list[dict[str, object]] = []
+    for unit in plan.units():
+        prefixes = plan.day_prefixes.get(unit, plan.loose_prefixes)
+        lines.append({"unit": unit, "prefixes": len(prefixes), "shard_key": shard_key(unit)})
+    return lines
 
 
 def emit_report(report: RunReport, *, as_json: bool, out: TextIO | None = None) -> int:
@@ -205,6 +295,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "compact": _compact,
+    "verify": _verify,
+    "plan": _plan,
     "replay": _replay,
     "synth": _synth,
     "demo": _demo,

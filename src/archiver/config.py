@@ -19,6 +19,7 @@ class Settings:
     since: dt.date | None = None
     until: dt.date | None = None
     concurrency: int = 64
+    unit_concurrency: int = 4
     max_bytes_in_flight: int = 96 * MIB
     max_object_bytes: int = 256 * MIB
     target_file_bytes: int = 256 * MIB
@@ -37,6 +38,7 @@ class Settings:
 
 _INT_VARIABLES = {
     "ARCHIVER_CONCURRENCY": "concurrency",
+    "ARCHIVER_UNIT_CONCURRENCY": "unit_concurrency",
     "ARCHIVER_MAX_BYTES_IN_FLIGHT": "max_bytes_in_flight",
     "ARCHIVER_MAX_OBJECT_BYTES": "max_object_bytes",
     "ARCHIVER_TARGET_FILE_BYTES": "target_file_bytes",

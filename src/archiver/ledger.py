@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from archiver.versions import Rank
 
 LEDGER_ROOT = "_archiver/units/"
+WATERMARK_ROOT = "_archiver/complete/"
 HEAD_NAME = "head.json"
 SEEN_PREFIX = "seen-"
 FORMAT_VERSION = 1
@@ -54,6 +55,11 @@ def unit_day(unit: str) -> dt.date | None:
         return dt.date.fromisoformat(unit[4:])
     except ValueError:
         return None
+
+
+def watermark_key(day: dt.date) -> str:
+    """Marks that a complete run (no window, no unit filter, nothing unread) covered the source up to `day`."""
+    return f"{WATERMARK_ROOT}{day_unit(day)}"
 
 
 def unit_prefix(unit: str) -> str:

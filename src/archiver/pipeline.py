@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from archiver import ledger
 from archiver.config import Settings
 from archiver.errors import ArchiverError, NotFoundError, PreconditionFailedError
-from archiver.fetcher import FetchResult, fetch_in_order
+from archiver.fetcher import ByteBudget, FetchResult, fetch_in_order
 from archiver.layout import is_json_key, job_folder, parse_key
 from archiver.ledger import FileRef, Head, IndexEntry
 from archiver.normalize import read_object
@@ -146,8 +146,10 @@ class Archiver:
         self.sequential_reads = sequential_reads
         self._ledgers: dict[str, _UnitLedger] = defaultdict(_UnitLedger)
         self._workdir = Path(tempfile.mkdtemp(prefix="archiver-"))
+        self._budget = ByteBudget(settings.max_bytes_in_flight)
+        self._watermark_keys: list[str] = []
 
-    async def run(self, *, units: Iterable[str] | None = None) -> RunReport:
+    async def run(self, *, unit_filter: Callable[[str], bool] | None = None) -> RunReport:
         started = time.perf_counter()
         try:
             window = await self.resolve_window()
@@ -157,10 +159,18 @@ class Archiver:
             }
             plan = await plan_source(self.source, window)
             await self._read_ledgers(window)
-            chosen = plan.units() if units is None else [u for u in plan.units() if u in set(units)]
+            chosen = [unit for unit in plan.units() if unit_filter is None or unit_filter(unit)]
             self.report.units = len(chosen)
-            for unit in chosen:
-                await self._archive_unit(plan, unit)
+            gate = asyncio.Semaphore(self.settings.unit_concurrency)
+
+            async def archive_unit(unit: str) -> None:
+                async with gate:
+                    await self._archive_unit(plan, unit)
+
+            await asyncio.gather(*(archive_unit(unit) for unit in chosen))
+            complete = unit_filter is None and self.settings.since is None and self.settings.until is None
+            if complete and not self.report.failures:
+                await self._advance_watermark(plan)
         finally:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._finish_counts(started)
@@ -179,22 +189,35 @@ class Archiver:
 
     # -- window and ledgers -------------------------------------------------
 
-    async def archived_units(self) -> list[str]:
-        """Every unit the destination has a ledger for (one LIST page per 1000 units)."""
-        names: list[str] = []
-        async for page in self.dest.list_pages(ledger.LEDGER_ROOT, delimiter="/"):
-            names.extend(prefix[len(ledger.LEDGER_ROOT) :].rstrip("/") for prefix in page.prefixes)
-        return names
+    async def _watermarks(self) -> list[str]:
+        keys: list[str] = []
+        async for page in self.dest.list_pages(ledger.WATERMARK_ROOT):
+            keys.extend(info.key for info in page.objects)
+        return keys
 
     async def resolve_window(self) -> Window:
-        """The explicit window, or a lookback from the newest day already archived."""
+        """The explicit window; else a lookback from the newest day a complete run covered; else all."""
         if self.settings.since is not None:
             return Window(self.settings.since, self.settings.until)
-        days = [day for day in map(ledger.unit_day, await self.archived_units()) if day is not None]
-        if not days:
+        self._watermark_keys = await self._watermarks()
+        days = [ledger.unit_day(key.rsplit("/", 1)[-1]) for key in self._watermark_keys]
+        known = [day for day in days if day is not None]
+        if not known:
             return Window(None, self.settings.until)
-        since = max(days) - dt.timedelta(days=self.settings.lookback_days)
+        since = max(known) - dt.timedelta(days=self.settings.lookback_days)
         return Window(since, self.settings.until)
+
+    async def _advance_watermark(self, plan: SourcePlan) -> None:
+        """After a complete run over everything due: remember how far the source went."""
+        days = [day for day in map(ledger.unit_day, plan.units()) if day is not None]
+        if not days:
+            return
+        marker = ledger.watermark_key(max(days))
+        if marker not in self._watermark_keys:
+            await self.dest.put(marker, b"")
+        stale = [key for key in self._watermark_keys if key != marker]
+        if stale:
+            await self.dest.delete(stale)
 
     async def _read_ledgers(self, window: Window) -> None:
         start_after = None
@@ -374,7 +397,7 @@ class Archiver:
             self.source,
             infos,
             concurrency=self.settings.concurrency,
-            max_bytes=self.settings.max_bytes_in_flight,
+            budget=self._budget,
             max_object_bytes=self.settings.max_object_bytes,
             sequential=self.sequential_reads,
         )
@@ -688,10 +711,10 @@ async def archive(
     dest: ObjectStore,
     settings: Settings,
     *,
-    units: Iterable[str] | None = None,
+    unit_filter: Callable[[str], bool] | None = None,
     progress: ProgressHook | None = None,
     sequential_reads: bool = False,
 ) -> RunReport:
-    """Archive the window of `source` into `dest`; the report says what happened."""
+    """Archive the window of `source` into `dest` (only units `unit_filter` accepts, if given)."""
     archiver = Archiver(source, dest, settings, progress=progress, sequential_reads=sequential_reads)
-    return await archiver.run(units=units)
+    return await archiver.run(unit_filter=unit_filter)
