@@ -58,7 +58,7 @@ def unit_day(unit: str) -> dt.date | None:
 
 
 def watermark_key(day: dt.date) -> str:
-    """Marks that a complete run (no window, no unit filter, nothing unread) covered the source up to `day`."""
+    """Marks that a complete run (no window, no unit filter, nothing unread) covered the source to `day`."""
     return f"{WATERMARK_ROOT}{day_unit(day)}"
 
 
