@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/archiver demo
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
