@@ -19,7 +19,7 @@ class Settings:
     since: dt.date | None = None
     until: dt.date | None = None
     concurrency: int = 64
-    unit_concurrency: int = 4
+    unit_concurrency: int = 8
     max_bytes_in_flight: int = 96 * MIB
     max_object_bytes: int = 256 * MIB
     target_file_bytes: int = 256 * MIB

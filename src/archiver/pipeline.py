@@ -39,7 +39,7 @@ from archiver.normalize import read_object
 from archiver.records import REASON_TOO_LARGE, JobState, ParsedObject, Rejection, Row
 from archiver.store import ObjectInfo, ObjectStore
 from archiver.versions import Rank, rank_of
-from archiver.walker import SourcePlan, Window, list_unit, plan_source
+from archiver.walker import SourcePlan, Window, list_units, plan_source
 from archiver.writer import UnitWriter, WrittenFile, read_day_partition
 
 MAX_COMMIT_ATTEMPTS = 8
@@ -161,13 +161,11 @@ class Archiver:
             await self._read_ledgers(window)
             chosen = [unit for unit in plan.units() if unit_filter is None or unit_filter(unit)]
             self.report.units = len(chosen)
-            gate = asyncio.Semaphore(self.settings.unit_concurrency)
-
-            async def archive_unit(unit: str) -> None:
-                async with gate:
-                    await self._archive_unit(plan, unit)
-
-            await asyncio.gather(*(archive_unit(unit) for unit in chosen))
+            batch = self.settings.unit_concurrency
+            for start in range(0, len(chosen), batch):
+                units = chosen[start : start + batch]
+                listings = await list_units(self.source, plan, units)
+                await asyncio.gather(*(self._archive_unit(unit, listings.pop(unit)) for unit in units))
             complete = unit_filter is None and self.settings.since is None and self.settings.until is None
             if complete and not self.report.failures:
                 await self._advance_watermark(plan)
@@ -230,8 +228,7 @@ class Archiver:
 
     # -- one unit -----------------------------------------------------------
 
-    async def _archive_unit(self, plan: SourcePlan, unit: str) -> None:
-        listing = await list_unit(self.source, plan, unit)
+    async def _archive_unit(self, unit: str, listing: list[ObjectInfo]) -> None:
         candidates = [info for info in listing if is_json_key(info.key)]
         self.report.objects_listed += len(listing)
         self.report.objects_skipped += len(listing) - len(candidates)

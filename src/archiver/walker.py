@@ -59,6 +59,7 @@ async def _list_level(store: ObjectStore, prefix: str, start_after: str | None =
 
 
 async def _bounded(calls: list[Callable[[], Awaitable[None]]]) -> None:
+    """Run the calls with at most LIST_CONCURRENCY in flight."""
     gate = asyncio.Semaphore(LIST_CONCURRENCY)
 
     async def run(call: Callable[[], Awaitable[None]]) -> None:
@@ -129,14 +130,67 @@ async def plan_source(store: ObjectStore, window: Window, *, include_loose: bool
     return plan
 
 
+async def list_units(store: ObjectStore, plan: SourcePlan, units: list[str]) -> dict[str, list[ObjectInfo]]:
+    """Every object of several units, each in key order, with as few LISTs as the layout allows.
+
+    A recipe with several of these days is listed once, from its first day folder to
+    past its last, instead of once per day; a recipe with one day lists that folder.
+    """
+    listings: dict[str, list[ObjectInfo]] = {unit: [] for unit in units}
+    owner: dict[str, str] = {}
+    spans: dict[str, list[str]] = defaultdict(list)
+    calls: list[Callable[[], Awaitable[None]]] = []
+    for unit in units:
+        if unit == LOOSE_UNIT:
+            listings[unit].extend(plan.loose_objects)
+            calls.extend(_prefix_call(store, prefix, listings[unit]) for prefix in plan.loose_prefixes)
+            continue
+        for prefix in plan.day_prefixes.get(unit, []):
+            owner[prefix] = unit
+            spans[prefix.rstrip("/").rsplit("/", 1)[0] + "/"].append(prefix)
+    for recipe_prefix, day_prefixes in spans.items():
+        if len(day_prefixes) == 1:
+            prefix = day_prefixes[0]
+            calls.append(_prefix_call(store, prefix, listings[owner[prefix]]))
+        else:
+            calls.append(_span_call(store, recipe_prefix, sorted(day_prefixes), owner, listings))
+    await _bounded(calls)
+    for objects in listings.values():
+        objects.sort(key=lambda info: info.key)
+    return listings
+
+
+def _prefix_call(store: ObjectStore, prefix: str, into: list[ObjectInfo]) -> Callable[[], Awaitable[None]]:
+    async def call() -> None:
+        async for page in store.list_pages(prefix):
+            into.extend(page.objects)
+
+    return call
+
+
+def _span_call(
+    store: ObjectStore,
+    recipe_prefix: str,
+    day_prefixes: list[str],
+    owner: dict[str, str],
+    listings: dict[str, list[ObjectInfo]],
+) -> Callable[[], Awaitable[None]]:
+    wanted = set(day_prefixes)
+    last = day_prefixes[-1]
+
+    async def call() -> None:
+        start_after = day_prefixes[0].rstrip("/")
+        async for page in store.list_pages(recipe_prefix, start_after=start_after):
+            for info in page.objects:
+                if info.key > last and not info.key.startswith(last):
+                    return
+                folder = info.key[: info.key.index("/", len(recipe_prefix)) + 1]
+                if folder in wanted:
+                    listings[owner[folder]].append(info)
+
+    return call
+
+
 async def list_unit(store: ObjectStore, plan: SourcePlan, unit: str) -> list[ObjectInfo]:
     """Every object of one unit, in key order."""
-    if unit == LOOSE_UNIT:
-        prefixes, objects = plan.loose_prefixes, list(plan.loose_objects)
-    else:
-        prefixes, objects = plan.day_prefixes.get(unit, []), []
-    for prefix in prefixes:
-        async for page in store.list_pages(prefix):
-            objects.extend(page.objects)
-    objects.sort(key=lambda info: info.key)
-    return objects
+    return (await list_units(store, plan, [unit]))[unit]

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from archiver.records import Row
 from archiver.schema import SORT_KEYS, TABLES
 
-ROW_GROUP_BYTES = 64 * 1024 * 1024
+ROW_GROUP_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
