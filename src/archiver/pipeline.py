@@ -100,6 +100,7 @@ class _Generation:
 
     head: Head
     token: str
+    intent_key: str
     uploads: list[WrittenFile]
     index_body: bytes
     obsolete: list[str]
@@ -148,6 +149,7 @@ class Archiver:
         self._workdir = Path(tempfile.mkdtemp(prefix="archiver-"))
         self._budget = ByteBudget(settings.max_bytes_in_flight)
         self._watermark_keys: list[str] = []
+        self._deleted: set[str] = set()
 
     async def run(self, *, unit_filter: Callable[[str], bool] | None = None) -> RunReport:
         started = time.perf_counter()
@@ -292,7 +294,7 @@ class Archiver:
     async def _remove_leftovers(self, unit: str, head: Head) -> None:
         """Delete what crashed or outraced runs left behind: never anything the head refers to."""
         live = head.file_keys() | ({head.index_key} if head.index_key else set())
-        doomed = [key for key in head.obsolete if key not in live]
+        doomed = [key for key in head.obsolete if key not in live and key not in self._deleted]
         for intent_key in self._ledgers[unit].intents():
             generation = _intent_generation(intent_key)
             if generation is None or generation > head.generation:
@@ -307,6 +309,7 @@ class Archiver:
         if doomed:
             await self.dest.delete(sorted(set(doomed)))
             self.report.files_deleted += len(set(doomed))
+            self._deleted.update(doomed)
 
     async def _build_generation(
         self, unit: str, head: Head, index: dict[str, list[IndexEntry]], candidates: list[ObjectInfo]
@@ -367,6 +370,7 @@ class Archiver:
         return _Generation(
             head=new_head,
             token=token,
+            intent_key=f"{ledger.unit_prefix(unit)}{INTENT_PREFIX}g{generation_number:06d}-{token}.json",
             uploads=final_files,
             index_body=ledger.encode_index(entries),
             obsolete=new_head.obsolete,
@@ -485,9 +489,7 @@ class Archiver:
     async def _publish(self, unit: str, generation: _Generation, head_etag: str | None) -> None:
         head = generation.head
         assert head.index_key is not None
-        intent_key = (
-            f"{ledger.unit_prefix(unit)}{INTENT_PREFIX}g{head.generation:06d}-{generation.token}.json"
-        )
+        intent_key = generation.intent_key
         upload_keys = [written.key for written in generation.uploads] + [head.index_key]
         await self.dest.put(intent_key, orjson.dumps({"files": upload_keys}))
         gate = asyncio.Semaphore(UPLOAD_CONCURRENCY)
@@ -504,13 +506,16 @@ class Archiver:
             await self.dest.put(ledger.head_key(unit), body, if_none_match=True)
         else:
             await self.dest.put(ledger.head_key(unit), body, if_match=head_etag)
-        done = [intent_key, *generation.obsolete]
-        await self.dest.delete(done)
+        await self.dest.delete([intent_key, *generation.obsolete])
         self.report.files_deleted += len(generation.obsolete)
+        self._deleted.update(generation.obsolete)
+        self._ledgers[unit].keys.discard(intent_key)
+        # Leftovers of crashed or outraced attempts at this or older generations can go now.
+        await self._remove_leftovers(unit, head)
 
     async def _discard(self, generation: _Generation) -> None:
         """After a lost commit: remove what this attempt uploaded (its intent goes with it)."""
-        keys = [written.key for written in generation.uploads]
+        keys = [written.key for written in generation.uploads] + [generation.intent_key]
         if generation.head.index_key:
             keys.append(generation.head.index_key)
         for written in generation.uploads:
