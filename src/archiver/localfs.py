@@ -5,18 +5,13 @@ page, with common prefixes for a delimiter; writes are atomic (a hidden temporar
 file in the same folder, then `os.replace`), so readers never see half a file; and
 conditional writes hold across processes.
 
-ETags. A file below `hash_limit` (16 MiB) has the MD5 hex of its content as ETag,
-the same value S3 gives a single-part upload, so a folder and its upload to S3 give
-identical `source_etag`s, and a rewrite with new content always gets a new ETag
-(a stat-based tag would not: ext4 timestamps are only as fine as the kernel tick,
-so two same-size writes a few milliseconds apart would look identical and an
-If-Match could wrongly succeed). Larger files, like S3's multipart uploads, get an
-opaque tag from inode, size and mtime (`"<ino>-<size>-<mtime_ns>"`, hex), so
-listing an archive of big Parquet files does not read them. `list_pages`, `head`
-and `get` compute ETags the same way from the same open file, so `get` returns
-the ETag `list_pages` showed for the same version. Hashing costs little on small
-files: listing runs at about 37k files/s (58k/s with stat tags only) and `get` at
-about 45k files/s, on 1.5 KB JSON files in a warm page cache.
+ETags are opaque tags built from inode, size and modification time
+(`"<ino>-<size>-<mtime_ns>"`, hex), so listing never reads a file: `list_pages`,
+`head` and `get` all derive the tag from the same stat, and `get` returns the ETag
+`list_pages` showed for the same version. A rewrite always gets a new tag: writes
+go to a new file renamed into place (a new inode), and every write through this
+store sets the new file's mtime strictly above the one it replaces, so two
+same-size writes within one kernel clock tick still differ (which If-Match relies on).
 
 Conditions. Every write and delete takes an exclusive `fcntl.flock` on the key's
 folder for its check-and-rename step only (the data is written before the lock),
@@ -34,7 +29,6 @@ import asyncio
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
 import secrets
 import shutil
@@ -93,15 +87,14 @@ def check_key(key: str) -> list[str]:
 class LocalStore:
     """ObjectStore on a directory; keys are '/'-separated paths relative to it."""
 
-    def __init__(self, root: str | os.PathLike[str], *, page_size: int = 1000, hash_limit: int = 16 * MIB):
-        """`page_size` entries per listing page (like S3's 1000); files below `hash_limit`
-        bytes get an MD5 ETag, larger ones a stat-based one (see the module docstring)."""
+    def __init__(self, root: str | os.PathLike[str], *, page_size: int = 1000):
+        """`page_size` entries per listing page (like S3's 1000)."""
         if page_size < 1:
             raise ConfigError("page_size must be >= 1")
         self.root = Path(os.path.abspath(root))
+        self._root = str(self.root)
         self.counts = RequestCounts()
         self.page_size = page_size
-        self.hash_limit = hash_limit
 
     @property
     def url(self) -> str:
@@ -133,15 +126,14 @@ class LocalStore:
 
     # -- reading -----------------------------------------------------------------
 
-    def _read(self, path: Path, *, want_body: bool) -> tuple[os.stat_result, str, bytes]:
-        """Stat, ETag and (for small files, or when asked) the body, all from one open file."""
+    def _read(self, path: str, *, want_body: bool) -> tuple[os.stat_result, str, bytes]:
+        """Stat, ETag and (when asked) the body, all from one open file."""
         fd = os.open(path, _READ_FLAGS)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                raise IsADirectoryError(errno.EISDIR, "not a file", str(path))
-            small = st.st_size < self.hash_limit
-            if not (small or want_body):
+                raise IsADirectoryError(errno.EISDIR, "not a file", path)
+            if not want_body:
                 return st, _stat_tag(st), b""
             body = os.read(fd, st.st_size + 1)
             if len(body) != st.st_size:  # grew or shrank meanwhile, or beyond one read(): read to the end
@@ -149,42 +141,38 @@ class LocalStore:
                 while chunk := os.read(fd, 8 * MIB):
                     parts.append(chunk)
                 body = b"".join(parts)
-            etag = hashlib.md5(body, usedforsecurity=False).hexdigest() if small else _stat_tag(st)
-            return st, etag, body
+            return st, _stat_tag(st), body
         finally:
             os.close(fd)
 
-    def _info(self, key: str, path: Path) -> ObjectInfo | None:
+    @staticmethod
+    def _info(key: str, entry: os.DirEntry[str]) -> ObjectInfo | None:
         try:
-            st, etag, _ = self._read(path, want_body=False)
-        except PermissionError:
-            # Listable but unreadable: S3 would still list it; `get` will say access denied.
-            try:
-                st = os.stat(path)
-            except OSError:
-                return None
-            etag = _stat_tag(st)
+            st = entry.stat(follow_symlinks=False)
         except OSError:
-            return None  # deleted while listing, or a symlink to a folder (not followed)
-        return ObjectInfo(key=key, size=st.st_size, etag=etag, last_modified_us=st.st_mtime_ns // 1000)
+            return None  # deleted while listing
+        if not stat.S_ISREG(st.st_mode):
+            return None  # a symlink or a special file: not an object
+        modified_us = st.st_mtime_ns // 1000
+        return ObjectInfo(key=key, size=st.st_size, etag=_stat_tag(st), last_modified_us=modified_us)
 
     def _entries(
-        self, folder: Path, folder_key: str, start: str, delimiter: bool, after: str | None
-    ) -> Iterator[tuple[str, Path, bool]]:
-        """(key, path, is_prefix) under `folder` in S3 key order: names starting with `start`,
+        self, folder: str, folder_key: str, start: str, delimiter: bool, after: str | None
+    ) -> Iterator[tuple[str, os.DirEntry[str], bool]]:
+        """(key, entry, is_prefix) under `folder` in S3 key order: names starting with `start`,
         keys and prefixes sorting after `after` (sub-folders wholly before it are not entered)."""
         try:
             with os.scandir(folder) as scan:
                 entries = [
-                    (entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name, entry.path)
+                    (entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name, entry)
                     for entry in scan
                     if entry.name.startswith(start) and not entry.name.startswith(RESERVED)
                 ]
         except (FileNotFoundError, NotADirectoryError):
             return
         # Sorting folders as "name/" puts "a-b" before "a/x", as S3 orders the full keys.
-        entries.sort()
-        for name, path in entries:
+        entries.sort(key=lambda item: item[0])
+        for name, entry in entries:
             key = folder_key + name
             # Keys inside a folder that sorts first can still sort after `after` if it lies inside.
             if (
@@ -194,12 +182,12 @@ class LocalStore:
             ):
                 continue
             if not name.endswith("/"):
-                yield key, Path(path), False
+                yield key, entry, False
             elif delimiter:
-                yield key, Path(path), True
+                yield key, entry, True
             else:
                 inside = after if after is not None and after.startswith(key) else None
-                yield from self._entries(Path(path), key, "", False, inside)
+                yield from self._entries(entry.path, key, "", False, inside)
 
     async def list_pages(
         self, prefix: str, *, delimiter: str | None = None, start_after: str | None = None
@@ -224,13 +212,13 @@ class LocalStore:
         prefixes: list[str] = []
         pages = 0
         entries = self._entries(
-            self.root.joinpath(folder_key), folder_key, start, bool(delimiter), start_after
+            os.path.join(self._root, folder_key), folder_key, start, bool(delimiter), start_after
         )
-        for key, path, is_prefix in entries:
+        for key, entry, is_prefix in entries:
             if is_prefix:
                 prefixes.append(key)
             else:
-                info = self._info(key, path)
+                info = self._info(key, entry)
                 if info is None:
                     continue
                 objects.append(info)
@@ -245,7 +233,8 @@ class LocalStore:
 
     async def get(self, key: str) -> Fetched:
         """The file's bytes, read synchronously: local reads are fast and a thread hop is not."""
-        path = self._path(key)
+        check_key(key)
+        path = os.path.join(self._root, key)
         self.counts.get += 1
         try:
             _, etag, body = self._read(path, want_body=True)
@@ -255,7 +244,7 @@ class LocalStore:
         return Fetched(key=key, etag=etag, body=body)
 
     async def head(self, key: str) -> ObjectInfo | None:
-        path = self._path(key)
+        path = str(self._path(key))
         self.counts.head += 1
         try:
             st, etag, _ = self._read(path, want_body=False)
@@ -267,9 +256,9 @@ class LocalStore:
 
     # -- writing -----------------------------------------------------------------
 
-    def _current_etag(self, path: Path) -> str | None:
+    def _current_stat(self, path: Path) -> os.stat_result | None:
         try:
-            return self._read(path, want_body=False)[1]
+            return self._read(str(path), want_body=False)[0]
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
 
@@ -296,20 +285,30 @@ class LocalStore:
                 continue  # the folder was removed as empty between mkdir and open
         raise StorageError(f"cannot create a temporary file in {folder}", retryable=True)
 
-    def _publish(self, key: str, path: Path, temp: Path, if_none_match: bool, if_match: str | None) -> None:
-        """Check the condition and rename into place, atomically with respect to other writers."""
+    def _publish(self, key: str, path: Path, temp: Path, if_none_match: bool, if_match: str | None) -> str:
+        """Check the condition and rename into place, atomically with respect to other writers.
+
+        The new file's mtime is set strictly above the replaced one's, so its ETag differs
+        even when both writes fall within one tick of the filesystem clock. Returns the ETag.
+        """
         with self._folder_lock(path.parent):
-            if if_none_match and os.path.lexists(path):
+            current = self._current_stat(path)
+            if if_none_match and (current is not None or os.path.lexists(path)):
                 raise PreconditionFailedError(f"cannot write {self._where(key)}: it already exists")
             if if_match is not None:
-                current = self._current_etag(path)
                 if current is None:
                     raise PreconditionFailedError(f"cannot write {self._where(key)}: it no longer exists")
-                if current != if_match.strip('"'):
+                if _stat_tag(current) != if_match.strip('"'):
                     raise PreconditionFailedError(
                         f"cannot write {self._where(key)}: another writer changed it first"
                     )
+            if current is not None:
+                fresh = os.stat(temp)
+                if fresh.st_mtime_ns <= current.st_mtime_ns:
+                    later = current.st_mtime_ns + 1
+                    os.utime(temp, ns=(later, later))
             os.replace(temp, path)
+            return _stat_tag(os.stat(path))
 
     async def put(
         self,
@@ -331,10 +330,9 @@ class LocalStore:
                     view = view[os.write(fd, view) :]
                 # Durable before visible: after a crash the key holds the old or the new bytes.
                 os.fsync(fd)
-                st = os.fstat(fd)
             finally:
                 os.close(fd)
-            self._publish(key, path, temp, if_none_match, if_match)
+            etag = self._publish(key, path, temp, if_none_match, if_match)
             temp = None
         except OSError as error:
             raise self._os_error(error, "write", key) from None
@@ -343,28 +341,18 @@ class LocalStore:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
         self.counts.bytes_written += len(body)
-        if len(body) < self.hash_limit:
-            return hashlib.md5(body, usedforsecurity=False).hexdigest()
-        return _stat_tag(st)
+        return etag
 
-    def _copy_in(self, source: Path, folder: Path) -> tuple[Path, str, int]:
-        """Copy `source` to a hidden file in `folder`; return it with its ETag and size."""
+    def _copy_in(self, source: Path, folder: Path) -> tuple[Path, int]:
+        """Copy `source` to a hidden file in `folder`; return it with its size."""
         fd, temp = self._temp_file(folder)
         try:
             with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-                size = os.fstat(src.fileno()).st_size
-                if size < self.hash_limit:
-                    data = src.read()
-                    out.write(data)
-                    etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
-                else:
-                    shutil.copyfileobj(src, out, 8 * MIB)
+                shutil.copyfileobj(src, out, 8 * MIB)
                 out.flush()
                 os.fsync(out.fileno())
-                st = os.fstat(out.fileno())
-                if size >= self.hash_limit:
-                    etag = _stat_tag(st)
-            return temp, etag, st.st_size
+                size = os.fstat(out.fileno()).st_size
+            return temp, size
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
@@ -375,13 +363,13 @@ class LocalStore:
         target = self._path(key)
         self.counts.put += 1
         try:
-            temp, etag, size = await asyncio.to_thread(self._copy_in, Path(path), target.parent)
+            temp, size = await asyncio.to_thread(self._copy_in, Path(path), target.parent)
         except OSError as error:
             raise StorageError(
                 f"cannot copy {path} to {self._where(key)}: {error.strerror or error}"
             ) from None
         try:
-            self._publish(key, target, temp, False, None)
+            etag = self._publish(key, target, temp, False, None)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temp)

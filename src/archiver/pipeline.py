@@ -33,7 +33,7 @@ from archiver import ledger
 from archiver.config import Settings
 from archiver.errors import ArchiverError, NotFoundError, PreconditionFailedError
 from archiver.fetcher import ByteBudget, FetchResult, fetch_in_order
-from archiver.layout import is_json_key, job_folder, parse_key
+from archiver.layout import KeyInfo, is_json_key, job_folder, parse_key
 from archiver.ledger import FileRef, Head, IndexEntry
 from archiver.normalize import read_object
 from archiver.records import REASON_TOO_LARGE, JobState, ParsedObject, Rejection, Row
@@ -331,7 +331,7 @@ class Archiver:
         build = _GenerationBuilder(writer, resolver)
         failures: list[dict[str, str]] = []
         try:
-            group: list[tuple[ObjectInfo, ParsedObject | None]] = []
+            group: list[tuple[ObjectInfo, ParsedObject, int | None]] = []
             group_folder: str | None = None
             async for result in self._fetch(to_fetch):
                 folder = job_folder(result.info.key)
@@ -339,9 +339,10 @@ class Archiver:
                     build.add_group(group)
                     group = []
                 group_folder = folder
-                parsed = self._parse(result, failures, build)
+                key_info = parse_key(result.info.key)
+                parsed = self._parse(result, key_info, failures, build)
                 if parsed is not None:
-                    group.append((result.info, parsed))
+                    group.append((result.info, parsed, key_info.stamp_us if key_info else None))
                 if self.progress:
                     self.progress(1)
             if group:
@@ -404,7 +405,11 @@ class Archiver:
         )
 
     def _parse(
-        self, result: FetchResult, failures: list[dict[str, str]], build: _GenerationBuilder
+        self,
+        result: FetchResult,
+        key_info: KeyInfo | None,
+        failures: list[dict[str, str]],
+        build: _GenerationBuilder,
     ) -> ParsedObject | None:
         info = result.info
         if result.oversized:
@@ -417,9 +422,7 @@ class Archiver:
         if result.fetched is None:
             failures.append({"key": info.key, "error": str(result.error)})
             return None
-        return read_object(
-            result.fetched.body, key=info.key, etag=result.fetched.etag, key_info=parse_key(info.key)
-        )
+        return read_object(result.fetched.body, key=info.key, etag=result.fetched.etag, key_info=key_info)
 
     async def _rewrite(
         self,
@@ -610,19 +613,15 @@ class _GenerationBuilder:
         self.quarantined = 0
         self.vanished = 0
 
-    def add_group(self, group: list[tuple[ObjectInfo, ParsedObject | None]]) -> None:
+    def add_group(self, group: list[tuple[ObjectInfo, ParsedObject, int | None]]) -> None:
         candidates: dict[str, list[tuple[Rank, ObjectInfo, JobState]]] = defaultdict(list)
-        for info, parsed in group:
-            if parsed is None:
-                continue
+        for info, parsed, stamp in group:
             if parsed.rejection is not None:
                 self._quarantine(info, parsed.rejection)
                 continue
             self.archived += 1
             if parsed.activity:
                 self._activity(info, parsed)
-            key_info = parse_key(info.key)
-            stamp = key_info.stamp_us if key_info else None
             for state in parsed.jobs:
                 rank = rank_of(
                     state.row.get("status"),

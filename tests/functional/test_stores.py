@@ -97,8 +97,9 @@ def test_put_then_get_returns_the_body_and_its_etag(store: ObjectStore) -> None:
         info = await store.head("jobs/2024/a.json")
         (page,) = await collect(store, "jobs/")
 
-        # THEN every view agrees on the version: the MD5 of the body, as S3 gives single-part uploads
-        assert etag == md5(body)
+        # THEN every view agrees on the version (on S3, the MD5 of the body of a single-part upload)
+        if isinstance(store, S3Store):
+            assert etag == md5(body)
         assert (fetched.key, fetched.etag, fetched.body) == ("jobs/2024/a.json", etag, body)
         assert info is not None and (info.key, info.size, info.etag) == ("jobs/2024/a.json", len(body), etag)
         assert [(o.key, o.size, o.etag) for o in page.objects] == [("jobs/2024/a.json", len(body), etag)]
@@ -324,7 +325,8 @@ def test_put_file_uploads_small_and_multipart_files(store: ObjectStore, tmp_path
         large_puts = store.counts.put - puts_before
 
         # THEN both read back whole, with the ETag the upload returned, in every view
-        assert small_etag == md5(small.read_bytes())
+        if isinstance(store, S3Store):
+            assert small_etag == md5(small.read_bytes())
         fetched = await store.get("t/large.parquet")
         assert fetched.body == large_body and fetched.etag == large_etag
         info = await store.head("t/large.parquet")
@@ -335,7 +337,7 @@ def test_put_file_uploads_small_and_multipart_files(store: ObjectStore, tmp_path
             # create + 3 parts + complete, each counted; S3 multipart ETags end in "-<parts>"
             assert large_puts == 5 and large_etag.endswith("-3")
         else:
-            assert large_puts == 1 and large_etag == md5(large_body)
+            assert large_puts == 1
         assert store.counts.bytes_written == small.stat().st_size + len(large_body)
 
     run(store, scenario)
@@ -599,13 +601,13 @@ def test_local_etag_changes_when_content_changes_even_at_the_same_size_and_insta
 
     first, second = run(store, scenario)
 
-    # THEN the ETags differ (a size+mtime tag could not promise that within one clock tick)
+    # THEN the ETags differ (the store moves mtime forward when a write lands within one clock tick)
     assert first != second
 
 
-def test_local_large_files_get_one_stat_etag_from_every_view(tmp_path: Path) -> None:
-    # GIVEN a store that hashes nothing above 10 bytes, and a larger file
-    store = LocalStore(tmp_path, hash_limit=10)
+def test_local_files_get_one_stat_etag_from_every_view(tmp_path: Path) -> None:
+    # GIVEN a local store and a file, whose ETag comes from its stat, not its content
+    store = LocalStore(tmp_path)
 
     async def scenario() -> None:
         etag = await store.put("big.parquet", b"x" * 100)

@@ -162,7 +162,7 @@ def test_job_history_success() -> None:
     assert row["account_name"] == "Gabriel Sim"
     assert row["user_name"] == "Gabriel Sim"
     assert row["stream_type"] == "job_history"
-    assert row["report"] == "{}"
+    assert row["report"] == b"{}"
     for column in ("error_type", "error_message", "error_id", "error_adapter", "error_action"):
         assert row[column] is None
     assert row["error_line_number"] is None and row["error_at"] is None and row["error_raw"] is None
@@ -190,7 +190,7 @@ def test_job_history_success() -> None:
         "message": "2d02d10dj28\nJohn Doe",
     }
     assert orjson.loads(lines[2]["input"]) == {"result": None}
-    assert lines[2]["output"] == "{}"
+    assert lines[2]["output"] == b"{}"
     assert {line["job_id"] for line in lines} == {"j-AEcaNzd9-dGQ4Bf"}
     assert {line["source_key"] for line in lines} == {key_of("job_history_success.json")}
     assert {line["source_etag"] for line in lines} == {ETAG}
@@ -294,8 +294,8 @@ def test_job_status_only() -> None:
     assert row["lines_truncated"] is None and row["line_count"] is None
     # AND the report keeps its keys in the order given
     assert row["report"] == (
-        '{"custom_column_0":"2024-03-11T20:56:44.000Z","custom_column_1":"Some Text",'
-        '"custom_column_2":"2024-03-13T17:02:32.631Z","custom_column_3":"test:2024-03-11T21:01:44.621606-03:00"}'
+        b'{"custom_column_0":"2024-03-11T20:56:44.000Z","custom_column_1":"Some Text",'
+        b'"custom_column_2":"2024-03-13T17:02:32.631Z","custom_column_3":"test:2024-03-11T21:01:44.621606-03:00"}'
     )
 
 
@@ -360,11 +360,11 @@ def test_an_error_that_is_not_json_is_kept_as_the_message() -> None:
     assert row["repeat_count"] == 0
     assert row["action_count"] == 3
     assert row["started_at"] == 1710176551000000
-    assert row["report"] == '{"custom_column_1":"order-42","custom_column_0":"2024-03-11"}'
+    assert row["report"] == b'{"custom_column_1":"order-42","custom_column_0":"2024-03-11"}'
     # AND masked steps, structured step errors and plain durations come through
     masked, failed = job.lines
     assert masked["masked"] is True
-    assert masked["input"] == '{"data":"masked"}'
+    assert masked["input"] == b'{"data":"masked"}'
     assert failed["masked"] is False
     assert failed["error"] == '{"message":"Net::ReadTimeout"}'
     assert failed["output"] is None
@@ -637,7 +637,7 @@ def test_user_activity_prefers_the_log_object() -> None:
     assert row["team_name"] == "Operations team"
     assert row["environment_type"] == "dev"
     assert row["resource_path"] == "Home/Example Path"
-    assert row["details"] == '{"error":false,"stop_reason":"user"}'
+    assert row["details"] == b'{"error":false,"stop_reason":"user"}'
     assert row["user_agent"] is None
 
 
