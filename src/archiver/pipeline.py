@@ -108,6 +108,7 @@ class _Generation:
     quarantined: int = 0
     skipped: int = 0
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ROW_TABLES, 0))
+    failures: list[dict[str, str]] = field(default_factory=list)
     complete: bool = True
 
 
@@ -272,6 +273,8 @@ class Archiver:
         report.objects_quarantined += generation.quarantined
         report.objects_skipped += generation.skipped
         report.files_written += len(generation.uploads)
+        report.failures.extend(generation.failures)
+        report.objects_failed += len(generation.failures)
         for table, count in generation.rows.items():
             report.rows[table] += count
 
@@ -366,8 +369,6 @@ class Archiver:
             obsolete=sorted(obsolete_committed + ([head.index_key] if head.index_key else [])),
             fingerprint=None,
         )
-        self.report.failures.extend(failures)
-        self.report.objects_failed += len(failures)
         return _Generation(
             head=new_head,
             token=token,
@@ -379,6 +380,7 @@ class Archiver:
             quarantined=build.quarantined,
             skipped=skipped + build.vanished,
             rows=build.rows,
+            failures=failures,
             complete=not failures and not build.vanished,
         )
 
