@@ -12,10 +12,11 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
+import aiohttp
 import orjson
 
 from archiver import __version__
@@ -27,6 +28,8 @@ from archiver.pipeline import RunReport, archive
 from archiver.units import UnitScope, shard_key
 from archiver.verify import VerifyReport, verify
 from archiver.walker import Window, plan_source
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -134,6 +137,34 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
+def run_quietly(coroutine: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run`, without the tracebacks of connections that died after their request was answered.
+
+    When S3 answers a request early (a 403 to a PutObject sent with `Expect: 100-continue`,
+    say) and closes the connection, aiohttp's task writing the body can end with a
+    connection error that nothing awaits. asyncio prints such errors with a traceback when
+    the task is collected, after the one-line error or the JSON report. The failure that
+    matters has already come through the request itself (and botocore's retries), so these
+    are dropped; anything else still goes to asyncio's default handler.
+    """
+    with asyncio.Runner() as runner:
+        runner.get_loop().set_exception_handler(_drop_orphaned_connection_errors)
+        return runner.run(coroutine)
+
+
+def _drop_orphaned_connection_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    error = context.get("exception")
+    orphaned = context.get("message") == "Task exception was never retrieved"
+    if orphaned and isinstance(error, ConnectionError | aiohttp.ClientConnectionError):
+        return
+    loop.default_exception_handler(context)
+
+
+def retries(settings: Settings) -> dict[str, Any]:
+    """How S3 clients retry: the standard AWS variables, else the archiver's defaults."""
+    return {"max_attempts": settings.s3_max_attempts, "retry_mode": settings.s3_retry_mode}
+
+
 def run_settings(args: argparse.Namespace) -> Settings:
     settings = settings_from_env().with_window(getattr(args, "since", None), getattr(args, "until", None))
     concurrency = getattr(args, "concurrency", None)
@@ -149,7 +180,7 @@ def _compact(args: argparse.Namespace) -> int:
     scope = UnitScope(unit=args.unit, shard=args.shard)
     if args.unit:
         settings = scope.narrow(settings)
-    report = asyncio.run(compact(args.source, args.dest, settings, scope=scope))
+    report = run_quietly(compact(args.source, args.dest, settings, scope=scope))
     return emit_report(report, as_json=args.json)
 
 
@@ -157,9 +188,9 @@ async def compact(
     source_url: str, dest_url: str, settings: Settings, *, scope: UnitScope | None = None
 ) -> RunReport:
     """Open both stores, run the archiver, close the stores."""
-    source = await open_store(source_url, concurrency=settings.concurrency)
+    source = await open_store(source_url, concurrency=settings.concurrency, **retries(settings))
     try:
-        dest = await open_store(dest_url, concurrency=settings.concurrency, create=True)
+        dest = await open_store(dest_url, concurrency=settings.concurrency, create=True, **retries(settings))
         try:
             with _progress_bar() as tick:
                 return await archive(
@@ -178,7 +209,7 @@ async def compact(
 
 def _verify(args: argparse.Namespace) -> int:
     settings = run_settings(args)
-    report = asyncio.run(_run_verify(args.source, args.dest, settings))
+    report = run_quietly(_run_verify(args.source, args.dest, settings))
     if args.json:
         sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
     else:
@@ -195,9 +226,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 async def _run_verify(source_url: str, dest_url: str, settings: Settings) -> VerifyReport:
-    source = await open_store(source_url, concurrency=settings.concurrency)
+    source = await open_store(source_url, concurrency=settings.concurrency, **retries(settings))
     try:
-        dest = await open_store(dest_url, concurrency=settings.concurrency)
+        dest = await open_store(dest_url, concurrency=settings.concurrency, **retries(settings))
         try:
             return await verify(source, dest, settings.since, settings.until)
         finally:
@@ -208,13 +239,13 @@ async def _run_verify(source_url: str, dest_url: str, settings: Settings) -> Ver
 
 def _plan(args: argparse.Namespace) -> int:
     settings = run_settings(args)
-    for line in asyncio.run(_run_plan(args.source, settings)):
+    for line in run_quietly(_run_plan(args.source, settings)):
         sys.stdout.write(orjson.dumps(line).decode() + "\n")
     return EXIT_OK
 
 
 async def _run_plan(source_url: str, settings: Settings) -> list[dict[str, object]]:
-    source = await open_store(source_url, concurrency=settings.concurrency)
+    source = await open_store(source_url, concurrency=settings.concurrency, **retries(settings))
     try:
         plan = await plan_source(source, Window(settings.since, settings.until))
     finally:
@@ -235,7 +266,12 @@ def emit_report(report: RunReport, *, as_json: bool, out: TextIO | None = None) 
     if report.failures:
         names = ", ".join(failure["key"] for failure in report.failures[:3])
         more = f" and {len(report.failures) - 3} more" if len(report.failures) > 3 else ""
-        return _fail(EXIT_UNREAD, f"{len(report.failures)} objects could not be read: {names}{more}")
+        # Say why, not only what: "access denied" and "connection reset" need different fixes.
+        first = report.failures[0].get("error", "unknown error")
+        return _fail(
+            EXIT_UNREAD,
+            f"{len(report.failures)} objects could not be read: {names}{more}; first error: {first}",
+        )
     return EXIT_OK
 
 

@@ -29,6 +29,8 @@ class Settings:
     compression: str = "zstd"
     compression_level: int = 3
     progress: bool = False
+    s3_max_attempts: int = 8
+    s3_retry_mode: str = "standard"
 
     def with_window(self, since: dt.date | None, until: dt.date | None) -> Settings:
         if since and until and since > until:
@@ -63,7 +65,20 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{variable} must be a whole number, got {raw!r}") from error
         if values[name] < (0 if name == "lookback_days" else 1):
             raise ConfigError(f"{variable} must be positive, got {raw!r}")
-    return replace(Settings(), **values)  # type: ignore[arg-type]
+    settings = replace(Settings(), **values)  # type: ignore[arg-type]
+    # The standard AWS variables, so the archiver's defaults never override what a user set.
+    attempts = env.get("AWS_MAX_ATTEMPTS")
+    if attempts:
+        try:
+            settings = replace(settings, s3_max_attempts=max(1, int(attempts)))
+        except ValueError as error:
+            raise ConfigError(f"AWS_MAX_ATTEMPTS must be a whole number, got {attempts!r}") from error
+    mode = env.get("AWS_RETRY_MODE")
+    if mode:
+        if mode not in ("legacy", "standard", "adaptive"):
+            raise ConfigError(f"AWS_RETRY_MODE must be legacy, standard or adaptive, got {mode!r}")
+        settings = replace(settings, s3_retry_mode=mode)
+    return settings
 
 
 def parse_date(text: str) -> dt.date:

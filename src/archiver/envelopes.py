@@ -203,16 +203,18 @@ def _envelope(
 
 
 def _job_stream(job: dict[str, Any], wrapper: dict[str, Any] | None) -> str:
-    """Which wrapped job stream: only full job details carry step lines."""
-    if "lines" in job:
-        return JOB_DETAILS
-    if wrapper is None:
-        return JOB_STATUS
-    if "now_utc_micro" in wrapper:
-        return JOB_SUMMARY
-    if any(key in wrapper for key in _DETAILS_TIME_KEYS):
-        return JOB_DETAILS
-    return JOB_STATUS
+    """Which wrapped job stream, by the wrapper's own markers first.
+
+    The full-job-details wrapper carries Time fields, the summary `now_utc_micro`.
+    Any other wrapper (a customer's template, or a bare JSON string) around a job
+    with step lines holds a job-history object; without lines, a job status.
+    """
+    if wrapper is not None:
+        if any(key in wrapper for key in _DETAILS_TIME_KEYS):
+            return JOB_DETAILS
+        if "now_utc_micro" in wrapper:
+            return JOB_SUMMARY
+    return JOB_HISTORY if "lines" in job else JOB_STATUS
 
 
 def _first(wrapper: dict[str, Any], keys: tuple[str, ...]) -> object:

@@ -17,6 +17,8 @@ async def open_store(
     endpoint_url: str | None = None,
     credentials: dict[str, str] | None = None,
     create: bool = False,
+    max_attempts: int = 8,
+    retry_mode: str = "standard",
 ) -> ObjectStore:
     """The store for `url`. Endpoint and credentials default to the standard AWS configuration.
 
@@ -25,7 +27,13 @@ async def open_store(
     if url.startswith("s3://"):
         bucket, prefix = parse_s3_url(url)
         return await S3Store.open(
-            bucket, prefix, max_connections=concurrency, endpoint_url=endpoint_url, credentials=credentials
+            bucket,
+            prefix,
+            max_connections=concurrency,
+            endpoint_url=endpoint_url,
+            credentials=credentials,
+            max_attempts=max_attempts,
+            retry_mode=retry_mode,
         )
     if "://" in url:
         raise ConfigError(f"unsupported location {url!r}: use s3://bucket/prefix or a local folder")

@@ -168,7 +168,13 @@ class Archiver:
             for start in range(0, len(chosen), batch):
                 units = chosen[start : start + batch]
                 listings = await list_units(self.source, plan, units)
-                await asyncio.gather(*(self._archive_unit(unit, listings.pop(unit)) for unit in units))
+                # A TaskGroup cancels the other units when one fails, before the stores close.
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        for unit in units:
+                            group.create_task(self._archive_unit(unit, listings.pop(unit)))
+                except BaseExceptionGroup as failed:
+                    raise failed.exceptions[0] from None
             complete = unit_filter is None and self.settings.since is None and self.settings.until is None
             if complete and not self.report.failures:
                 await self._advance_watermark(plan)
