@@ -14,20 +14,18 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-import aiohttp
 import orjson
 
 from archiver import __version__
 from archiver.config import Settings, parse_date, settings_from_env
 from archiver.errors import ArchiverError, ConfigError, StorageError
-from archiver.localfs import LocalStore
-from archiver.location import open_store
-from archiver.pipeline import RunReport, archive
 from archiver.units import UnitScope, shard_key
-from archiver.verify import VerifyReport, verify
-from archiver.walker import Window, plan_source
+
+if TYPE_CHECKING:
+    from archiver.pipeline import RunReport
+    from archiver.verify import VerifyReport
 
 T = TypeVar("T")
 
@@ -155,6 +153,8 @@ def run_quietly(coroutine: Coroutine[Any, Any, T]) -> T:
 def _drop_orphaned_connection_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     error = context.get("exception")
     orphaned = context.get("message") == "Task exception was never retrieved"
+    import aiohttp
+
     if orphaned and isinstance(error, ConnectionError | aiohttp.ClientConnectionError):
         return
     loop.default_exception_handler(context)
@@ -188,6 +188,10 @@ async def compact(
     source_url: str, dest_url: str, settings: Settings, *, scope: UnitScope | None = None
 ) -> RunReport:
     """Open both stores, run the archiver, close the stores."""
+    from archiver.localfs import LocalStore
+    from archiver.location import open_store
+    from archiver.pipeline import archive
+
     source = await open_store(source_url, concurrency=settings.concurrency, **retries(settings))
     try:
         dest = await open_store(dest_url, concurrency=settings.concurrency, create=True, **retries(settings))
@@ -226,6 +230,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 async def _run_verify(source_url: str, dest_url: str, settings: Settings) -> VerifyReport:
+    from archiver.location import open_store
+    from archiver.verify import verify
+
     source = await open_store(source_url, concurrency=settings.concurrency, **retries(settings))
     try:
         dest = await open_store(dest_url, concurrency=settings.concurrency, **retries(settings))
@@ -245,6 +252,9 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 async def _run_plan(source_url: str, settings: Settings) -> list[dict[str, object]]:
+    from archiver.location import open_store
+    from archiver.walker import Window, plan_source
+
     source = await open_store(source_url, concurrency=settings.concurrency, **retries(settings))
     try:
         plan = await plan_source(source, Window(settings.since, settings.until))
@@ -268,8 +278,9 @@ def emit_report(report: RunReport, *, as_json: bool, out: TextIO | None = None) 
         more = f" and {len(report.failures) - 3} more" if len(report.failures) > 3 else ""
         # Say why, not only what: "access denied" and "connection reset" need different fixes.
         first = report.failures[0].get("error", "unknown error")
+        denied = any(failure.get("kind") == "AccessDeniedError" for failure in report.failures)
         return _fail(
-            EXIT_UNREAD,
+            EXIT_STORAGE if denied else EXIT_UNREAD,
             f"{len(report.failures)} objects could not be read: {names}{more}; first error: {first}",
         )
     return EXIT_OK

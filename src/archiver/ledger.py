@@ -28,6 +28,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from archiver.units import day_unit, unit_day
 from archiver.versions import Rank
 
 LEDGER_ROOT = "_archiver/units/"
@@ -35,26 +36,11 @@ WATERMARK_ROOT = "_archiver/complete/"
 HEAD_NAME = "head.json"
 SEEN_PREFIX = "seen-"
 FORMAT_VERSION = 1
-LOOSE_UNIT = "loose"
 
 OUTCOME_JOB = "job"
 OUTCOME_SUPERSEDED = "superseded"
 OUTCOME_ACTIVITY = "activity"
 OUTCOME_QUARANTINE = "quarantine"
-
-
-def day_unit(day: dt.date) -> str:
-    return f"day={day.isoformat()}"
-
-
-def unit_day(unit: str) -> dt.date | None:
-    """The day of a `day=YYYY-MM-DD` unit; None for `loose` or anything else."""
-    if not unit.startswith("day="):
-        return None
-    try:
-        return dt.date.fromisoformat(unit[4:])
-    except ValueError:
-        return None
 
 
 def watermark_key(day: dt.date) -> str:

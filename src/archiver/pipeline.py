@@ -38,6 +38,7 @@ from archiver.ledger import FileRef, Head, IndexEntry
 from archiver.normalize import read_object
 from archiver.records import REASON_TOO_LARGE, JobState, ParsedObject, Rejection, Row
 from archiver.store import ObjectInfo, ObjectStore
+from archiver.units import day_unit, unit_day
 from archiver.versions import Rank, rank_of
 from archiver.walker import SourcePlan, Window, list_units, plan_source
 from archiver.writer import UnitWriter, WrittenFile, read_day_partition
@@ -207,7 +208,7 @@ class Archiver:
         if self.settings.since is not None:
             return Window(self.settings.since, self.settings.until)
         self._watermark_keys = await self._watermarks()
-        days = [ledger.unit_day(key.rsplit("/", 1)[-1]) for key in self._watermark_keys]
+        days = [unit_day(key.rsplit("/", 1)[-1]) for key in self._watermark_keys]
         known = [day for day in days if day is not None]
         if not known:
             return Window(None, self.settings.until)
@@ -216,7 +217,7 @@ class Archiver:
 
     async def _advance_watermark(self, plan: SourcePlan) -> None:
         """After a complete run over everything due: remember how far the source went."""
-        days = [day for day in map(ledger.unit_day, plan.units()) if day is not None]
+        days = [day for day in map(unit_day, plan.units()) if day is not None]
         if not days:
             return
         marker = ledger.watermark_key(max(days))
@@ -229,7 +230,7 @@ class Archiver:
     async def _read_ledgers(self, window: Window) -> None:
         start_after = None
         if window.since is not None:
-            start_after = ledger.unit_prefix(ledger.day_unit(window.since - dt.timedelta(days=1))) + "~"
+            start_after = ledger.unit_prefix(day_unit(window.since - dt.timedelta(days=1))) + "~"
         async for page in self.dest.list_pages(ledger.LEDGER_ROOT, start_after=start_after):
             for info in page.objects:
                 unit = info.key[len(ledger.LEDGER_ROOT) :].split("/", 1)[0]
@@ -428,7 +429,8 @@ class Archiver:
             build.vanished += 1
             return None
         if result.fetched is None:
-            failures.append({"key": info.key, "error": str(result.error)})
+            kind = type(result.error).__name__ if result.error else "ArchiverError"
+            failures.append({"key": info.key, "error": str(result.error), "kind": kind})
             return None
         return read_object(result.fetched.body, key=info.key, etag=result.fetched.etag, key_info=key_info)
 

@@ -1,4 +1,6 @@
-"""Which units of work one invocation takes: all, one named unit, or one shard of N.
+"""Units of work and which of them one invocation takes: all, one named unit, or one shard of N.
+
+A unit is one source day (`day=YYYY-MM-DD`) or `loose` (JSON outside the key layout).
 
 Shards are assigned by a stable hash of the unit name, so workers that list the
 source at different moments still agree on who owns which unit.
@@ -6,12 +8,28 @@ source at different moments still agree on who owns which unit.
 
 from __future__ import annotations
 
+import datetime as dt
 import zlib
 from dataclasses import dataclass, replace
 
 from archiver.config import Settings
 from archiver.errors import ConfigError
-from archiver.ledger import LOOSE_UNIT, unit_day
+
+LOOSE_UNIT = "loose"
+
+
+def day_unit(day: dt.date) -> str:
+    return f"day={day.isoformat()}"
+
+
+def unit_day(unit: str) -> dt.date | None:
+    """The day of a `day=YYYY-MM-DD` unit; None for `loose` or anything else."""
+    if not unit.startswith("day="):
+        return None
+    try:
+        return dt.date.fromisoformat(unit[4:])
+    except ValueError:
+        return None
 
 
 def shard_key(unit: str) -> int:

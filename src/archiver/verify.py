@@ -20,6 +20,7 @@ from archiver.layout import is_json_key
 from archiver.ledger import Head, IndexEntry
 from archiver.schema import PARTITIONED_TABLES
 from archiver.store import ObjectStore
+from archiver.units import unit_day
 from archiver.walker import Window, list_unit, plan_source
 
 MAX_LISTED_PROBLEMS = 1000
@@ -118,7 +119,7 @@ async def _check_files(dest: ObjectStore, heads: dict[str, Head], report: Verify
     folders = {ref.key.rsplit("/", 1)[0] + "/" for head in heads.values() for ref in head.files}
     owners = {ledger.file_owner(unit) for unit in heads}
     for unit in heads:
-        day = ledger.unit_day(unit)
+        day = unit_day(unit)
         if day is not None:
             folders.update(f"{table}/date={day.isoformat()}/" for table in PARTITIONED_TABLES)
     folders.add("quarantine/")

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from archiver.layout import JOBS_FOLDER, format_day, parse_day
-from archiver.ledger import LOOSE_UNIT, day_unit
 from archiver.store import ListPage, ObjectInfo, ObjectStore
+from archiver.units import LOOSE_UNIT, day_unit
 
 LIST_CONCURRENCY = 16
 

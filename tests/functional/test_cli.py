@@ -567,9 +567,9 @@ def test_objects_denied_to_read_fail_the_run_and_say_why(denied: dict[str, Outco
     # GIVEN a user who may list the source but may not read its objects
     # WHEN compact ran
     result = finished(denied["list-only"])
-    # THEN the run finished with exit 4 ("objects could not be read"; the next run retries them),
+    # THEN the run finished with exit 3 (a missing permission, not a passing fault),
     # the report counts every JSON object as failed, and the one error line says why
-    line = one_error_line(result, 4, stdout=None)
+    line = one_error_line(result, 3, stdout=None)
     report = single_report(result)
     readable = corpus.summary.objects - corpus.summary.skipped
     assert f"{readable} objects could not be read" in line

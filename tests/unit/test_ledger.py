@@ -4,6 +4,7 @@ import datetime as dt
 
 from archiver import ledger
 from archiver.ledger import FileRef, Head, IndexEntry
+from archiver.units import LOOSE_UNIT, day_unit, unit_day
 from archiver.versions import rank_of
 
 
@@ -46,9 +47,9 @@ def test_fingerprint_changes_with_any_etag() -> None:
 
 
 def test_units_and_owners() -> None:
-    unit = ledger.day_unit(dt.date(2024, 8, 20))
+    unit = day_unit(dt.date(2024, 8, 20))
     assert unit == "day=2024-08-20"
-    assert ledger.unit_day(unit) == dt.date(2024, 8, 20)
-    assert ledger.unit_day(ledger.LOOSE_UNIT) is None
+    assert unit_day(unit) == dt.date(2024, 8, 20)
+    assert unit_day(LOOSE_UNIT) is None
     assert ledger.file_owner(unit) == "d20240820"
     assert ledger.head_key(unit) == "_archiver/units/day=2024-08-20/head.json"
