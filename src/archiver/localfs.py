@@ -1,9 +1,11 @@
 """The object store on a local directory, so the same pipeline runs on a folder.
 
 It behaves like S3 where the archiver can tell: listings come in key order, page by
-page, with common prefixes for a delimiter; writes are atomic (a hidden temporary
-file in the same folder, then `os.replace`), so readers never see half a file; and
-conditional writes hold across processes.
+page, with common prefixes for a delimiter; writes are atomic (a temporary file in
+the hidden staging folder `.archiver-tmp/` under the root, fsynced, then renamed into
+place), so readers never see half a file and a writer that dies leaves nothing in a
+data folder; and conditional writes hold across processes. Staged files older than
+an hour are swept by the next store that writes.
 
 ETags are opaque tags built from inode, size and modification time
 (`"<ino>-<size>-<mtime_ns>"`, hex), so listing never reads a file: `list_pages`,
@@ -18,9 +20,8 @@ folder for its check-and-rename step only (the data is written before the lock),
 which makes If-None-Match / If-Match atomic against other writers in this and in
 other processes on a local filesystem (not on NFS). POSIX only.
 
-Names starting with ".archiver-" are reserved for temporary files: listings skip
-them and keys may not use them. Readers that glob `*.parquet` (DuckDB) or ignore
-dot-files (pyarrow.dataset) never see them either.
+Names starting with ".archiver-" are reserved for the store: listings skip them and
+keys may not use them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import os
 import secrets
 import shutil
 import stat
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -48,6 +50,9 @@ from archiver.store import Fetched, ListPage, ObjectInfo, RequestCounts
 
 MIB = 1024 * 1024
 RESERVED = ".archiver-"
+STAGING = f"{RESERVED}tmp"
+"""Folder under the root where writes are staged before they are renamed into place."""
+STALE_SECONDS = 3600
 """Prefix of temporary file names; never a key segment."""
 DELETE_BATCH = 1000
 """Keys per counted delete request, as S3's DeleteObjects."""
@@ -95,6 +100,7 @@ class LocalStore:
         self._root = str(self.root)
         self.counts = RequestCounts()
         self.page_size = page_size
+        self._swept = False
 
     @property
     def url(self) -> str:
@@ -273,17 +279,35 @@ class LocalStore:
             os.close(fd)
 
     def _temp_file(self, folder: Path) -> tuple[int, Path]:
-        """A new hidden file in `folder`, creating the folder (again, if a delete removed it)."""
+        """A new file in the hidden staging folder, never in a data folder.
+
+        A writer that dies mid-write leaves its temporary file where no reader and no
+        listing looks; stale ones are swept by the next store that writes.
+        """
+        del folder  # staging is one folder per root, so a rename places the file atomically
+        staging = self.root / STAGING
+        if not self._swept:
+            self._sweep(staging)
         for _ in range(8):
-            folder.mkdir(parents=True, exist_ok=True)
-            temp = folder / f"{RESERVED}{secrets.token_hex(8)}.tmp"
+            staging.mkdir(parents=True, exist_ok=True)
+            temp = staging / f"{secrets.token_hex(8)}.tmp"
             try:
                 return os.open(
                     temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644
                 ), temp
             except FileNotFoundError:
-                continue  # the folder was removed as empty between mkdir and open
-        raise StorageError(f"cannot create a temporary file in {folder}", retryable=True)
+                continue
+        raise StorageError(f"cannot create a temporary file in {staging}", retryable=True)
+
+    def _sweep(self, staging: Path) -> None:
+        """Remove temporary files older than STALE_SECONDS: their writers are long gone."""
+        self._swept = True
+        cutoff = time.time() - STALE_SECONDS
+        with contextlib.suppress(FileNotFoundError), os.scandir(staging) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
 
     def _publish(self, key: str, path: Path, temp: Path, if_none_match: bool, if_match: str | None) -> str:
         """Check the condition and rename into place, atomically with respect to other writers.
@@ -291,6 +315,19 @@ class LocalStore:
         The new file's mtime is set strictly above the replaced one's, so its ETag differs
         even when both writes fall within one tick of the filesystem clock. Returns the ETag.
         """
+        for _ in range(8):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                return self._replace_locked(key, path, temp, if_none_match, if_match)
+            except FileNotFoundError:
+                if not os.path.exists(temp):
+                    raise
+                continue  # a delete removed the emptied folder between mkdir and lock
+        raise StorageError(f"cannot write {self._where(key)}: its folder keeps disappearing", retryable=True)
+
+    def _replace_locked(
+        self, key: str, path: Path, temp: Path, if_none_match: bool, if_match: str | None
+    ) -> str:
         with self._folder_lock(path.parent):
             current = self._current_stat(path)
             if if_none_match and (current is not None or os.path.lexists(path)):
@@ -318,7 +355,7 @@ class LocalStore:
         if_none_match: bool = False,
         if_match: str | None = None,
     ) -> str:
-        """Write a hidden temporary file (fsynced), then rename it over the key under the lock."""
+        """Write a staged temporary file (fsynced), then rename it over the key under the lock."""
         path = self._path(key)
         self.counts.put += 1
         temp: Path | None = None

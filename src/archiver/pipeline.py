@@ -252,19 +252,29 @@ class Archiver:
         for _attempt in range(MAX_COMMIT_ATTEMPTS):
             head, head_etag = await self._load_head(unit)
             await self._remove_leftovers(unit, head)
-            index = await self._load_index(head)
-            generation = await self._build_generation(unit, head, index, candidates)
+            try:
+                index = await self._load_index(head)
+                generation = await self._build_generation(unit, head, index, candidates)
+            except NotFoundError as missing:
+                # A rival's commit removes the files of the head this attempt started from.
+                if await self._head_moved(unit, head_etag):
+                    self.report.commit_conflicts += 1
+                    continue
+                raise ArchiverError(
+                    f"unit {unit}: the archive's ledger names a file that is gone ({missing}); "
+                    "run `archiver verify` to see what is missing"
+                ) from None
             if generation is None:
                 self.report.objects_skipped += len(candidates)
                 if head_etag is not None:
                     await self._mark_seen(unit, fingerprint)
                 return
-            try:
-                await self._publish(unit, generation, head_etag)
-            except PreconditionFailedError:
+            await self._upload(unit, generation)
+            if not await self._commit(unit, generation, head_etag):
                 self.report.commit_conflicts += 1
                 await self._discard(generation)
                 continue
+            await self._after_commit(unit, generation)
             self._count_generation(generation)
             if generation.complete:
                 await self._mark_seen(unit, fingerprint)
@@ -499,12 +509,12 @@ class Archiver:
                     destinations.append(new_key)
         return destinations
 
-    async def _publish(self, unit: str, generation: _Generation, head_etag: str | None) -> None:
+    async def _upload(self, unit: str, generation: _Generation) -> None:
+        """Put the intent, then every data file and the index; nothing refers to them yet."""
         head = generation.head
         assert head.index_key is not None
-        intent_key = generation.intent_key
         upload_keys = [written.key for written in generation.uploads] + [head.index_key]
-        await self.dest.put(intent_key, orjson.dumps({"files": upload_keys}))
+        await self.dest.put(generation.intent_key, orjson.dumps({"files": upload_keys}))
         gate = asyncio.Semaphore(UPLOAD_CONCURRENCY)
 
         async def upload(written: WrittenFile) -> None:
@@ -514,17 +524,38 @@ class Archiver:
 
         await asyncio.gather(*(upload(written) for written in generation.uploads))
         await self.dest.put(head.index_key, generation.index_body)
-        body = ledger.encode_head(head)
-        if head_etag is None:
-            await self.dest.put(ledger.head_key(unit), body, if_none_match=True)
-        else:
-            await self.dest.put(ledger.head_key(unit), body, if_match=head_etag)
-        await self.dest.delete([intent_key, *generation.obsolete])
+
+    async def _commit(self, unit: str, generation: _Generation, head_etag: str | None) -> bool:
+        """Replace the head if it is still the one this attempt started from; True if ours won.
+
+        A 412 can also answer a retried PUT whose first try landed but whose answer was
+        lost: the head is then ours already, which must count as a win, not a conflict.
+        """
+        body = ledger.encode_head(generation.head)
+        try:
+            if head_etag is None:
+                await self.dest.put(ledger.head_key(unit), body, if_none_match=True)
+            else:
+                await self.dest.put(ledger.head_key(unit), body, if_match=head_etag)
+        except PreconditionFailedError:
+            current, _ = await self._load_head(unit)
+            return current.index_key == generation.head.index_key
+        return True
+
+    async def _head_moved(self, unit: str, head_etag: str | None) -> bool:
+        try:
+            return (await self.dest.get(ledger.head_key(unit))).etag != head_etag
+        except NotFoundError:
+            return head_etag is not None
+
+    async def _after_commit(self, unit: str, generation: _Generation) -> None:
+        """Delete this attempt's intent and the files the commit superseded, then older leftovers."""
+        await self.dest.delete([generation.intent_key, *generation.obsolete])
         self.report.files_deleted += len(generation.obsolete)
         self._deleted.update(generation.obsolete)
-        self._ledgers[unit].keys.discard(intent_key)
+        self._ledgers[unit].keys.discard(generation.intent_key)
         # Leftovers of crashed or outraced attempts at this or older generations can go now.
-        await self._remove_leftovers(unit, head)
+        await self._remove_leftovers(unit, generation.head)
 
     async def _discard(self, generation: _Generation) -> None:
         """After a lost commit: remove what this attempt uploaded (its intent goes with it)."""
