@@ -318,11 +318,14 @@ class LocalStore:
         for _ in range(8):
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                return self._replace_locked(key, path, temp, if_none_match, if_match)
+                etag = self._replace_locked(key, path, temp, if_none_match, if_match)
             except FileNotFoundError:
                 if not os.path.exists(temp):
                     raise
                 continue  # a delete removed the emptied folder between mkdir and lock
+            with contextlib.suppress(OSError):
+                temp.parent.rmdir()  # the staging folder, once no write is in flight
+            return etag
         raise StorageError(f"cannot write {self._where(key)}: its folder keeps disappearing", retryable=True)
 
     def _replace_locked(
