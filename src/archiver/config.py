@@ -20,7 +20,8 @@ class Settings:
     until: dt.date | None = None
     concurrency: int = 64
     unit_concurrency: int = 8
-    max_bytes_in_flight: int = 96 * MIB
+    max_bytes_in_flight: int = 64 * MIB
+    max_buffered_bytes: int = 128 * MIB
     max_object_bytes: int = 256 * MIB
     target_file_bytes: int = 256 * MIB
     row_group_rows: int = 50_000
@@ -42,6 +43,7 @@ _INT_VARIABLES = {
     "ARCHIVER_CONCURRENCY": "concurrency",
     "ARCHIVER_UNIT_CONCURRENCY": "unit_concurrency",
     "ARCHIVER_MAX_BYTES_IN_FLIGHT": "max_bytes_in_flight",
+    "ARCHIVER_MAX_BUFFERED_BYTES": "max_buffered_bytes",
     "ARCHIVER_MAX_OBJECT_BYTES": "max_object_bytes",
     "ARCHIVER_TARGET_FILE_BYTES": "target_file_bytes",
     "ARCHIVER_ROW_GROUP_ROWS": "row_group_rows",

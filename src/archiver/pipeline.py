@@ -41,7 +41,7 @@ from archiver.store import ObjectInfo, ObjectStore
 from archiver.units import day_unit, unit_day
 from archiver.versions import Rank, rank_of
 from archiver.walker import SourcePlan, Window, list_units, plan_source
-from archiver.writer import UnitWriter, WrittenFile, read_day_partition
+from archiver.writer import BufferBudget, UnitWriter, WrittenFile, read_day_partition
 
 MAX_COMMIT_ATTEMPTS = 8
 UPLOAD_CONCURRENCY = 8
@@ -150,6 +150,7 @@ class Archiver:
         self._ledgers: dict[str, _UnitLedger] = defaultdict(_UnitLedger)
         self._workdir = Path(tempfile.mkdtemp(prefix="archiver-"))
         self._budget = ByteBudget(settings.max_bytes_in_flight)
+        self._buffers = BufferBudget(settings.max_buffered_bytes)
         self._watermark_keys: list[str] = []
         self._deleted: set[str] = set()
 
@@ -411,6 +412,7 @@ class Archiver:
             row_group_rows=self.settings.row_group_rows,
             compression=self.settings.compression,
             compression_level=self.settings.compression_level,
+            budget=self._buffers,
         )
 
     def _fetch(self, infos: list[ObjectInfo]) -> AsyncIterator[FetchResult]:

@@ -19,6 +19,42 @@ from archiver.records import Row
 from archiver.schema import SORT_KEYS, TABLES
 
 ROW_GROUP_BYTES = 32 * 1024 * 1024
+CHUNK_ROWS = 1024
+"""Row dicts are turned into a compact Arrow chunk at least this often."""
+CHUNK_BYTES = 4 * 1024 * 1024
+"""...or once the source objects behind the pending rows weigh this much."""
+
+
+class BufferBudget:
+    """Arrow bytes buffered by every partition writer of a run, with one limit.
+
+    Past the limit the writer holding the most is flushed to its file as a row
+    group, so memory stays bounded however many days and tables are open at once.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._writers: list[PartitionWriter] = []
+
+    def register(self, writer: PartitionWriter) -> None:
+        self._writers.append(writer)
+
+    def unregister(self, writer: PartitionWriter) -> None:
+        if writer in self._writers:
+            self._writers.remove(writer)
+
+    def grow(self, amount: int) -> None:
+        """Account for `amount` more bytes; flush the largest buffers while over the limit."""
+        self.used += amount
+        while self.used > self.limit:
+            largest = max(self._writers, key=lambda writer: writer.buffered_bytes, default=None)
+            if largest is None or largest.buffered_bytes == 0:
+                return
+            largest.flush()
+
+    def shrink(self, amount: int) -> None:
+        self.used -= amount
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +100,20 @@ class PartitionWriter:
     row_group_rows: int
     compression: str
     compression_level: int
+    budget: BufferBudget
     schema: pa.Schema = field(init=False)
     _rows: list[Row] = field(default_factory=list)
+    _pending_weight: int = 0
     _tables: list[pa.Table] = field(default_factory=list)
     _buffered_rows: int = 0
-    _buffered_bytes: int = 0
+    buffered_bytes: int = 0
     _current: _OpenFile | None = None
     _sequence: int = 0
     finished: list[WrittenFile] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.schema = TABLES[self.table]
+        self.budget.register(self)
 
     def current_key(self) -> str:
         """The key of the file the next rows will land in."""
@@ -87,23 +126,45 @@ class PartitionWriter:
         """Buffer rows; `weight` approximates their size in bytes. Returns their file's key."""
         key = self.current_key()
         self._rows.extend(rows)
-        self._after_add(len(rows), weight)
+        self._pending_weight += weight
+        pending = len(self._rows)
+        if (
+            pending >= CHUNK_ROWS
+            or pending + self._buffered_rows >= self.row_group_rows
+            or self._pending_weight >= CHUNK_BYTES
+        ):
+            self._chunk()
         return key
 
     def add_table(self, table: pa.Table) -> str:
         key = self.current_key()
-        self._tables.append(table.select(self.schema.names).cast(self.schema))
-        self._after_add(table.num_rows, table.nbytes)
+        self._hold(table.select(self.schema.names).cast(self.schema))
         return key
 
-    def _after_add(self, rows: int, weight: int) -> None:
-        self._buffered_rows += rows
-        self._buffered_bytes += weight
-        if self._buffered_rows >= self.row_group_rows or self._buffered_bytes >= ROW_GROUP_BYTES:
-            self._flush()
-            assert self._current is not None
-            if self._current.path.stat().st_size >= self.target_bytes:
-                self._close_current()
+    def _chunk(self) -> None:
+        """Pending row dicts to one Arrow chunk (a fraction of their memory)."""
+        if self._rows:
+            rows, self._rows, self._pending_weight = self._rows, [], 0
+            self._hold(rows_to_table(rows, self.schema))
+
+    def _absorb(self, table: pa.Table) -> None:
+        self._tables.append(table)
+        self._buffered_rows += table.num_rows
+        self.buffered_bytes += table.nbytes
+        self.budget.used += table.nbytes
+
+    def _hold(self, table: pa.Table) -> None:
+        self._absorb(table)
+        if self._buffered_rows >= self.row_group_rows or self.buffered_bytes >= ROW_GROUP_BYTES:
+            self.flush()
+        else:
+            self.budget.grow(0)
+
+    def flush(self) -> None:
+        """Write what is buffered as one sorted row group; roll the file at the target size."""
+        self._flush()
+        if self._current is not None and self._current.path.stat().st_size >= self.target_bytes:
+            self._close_current()
 
     def _open(self) -> None:
         name = f"{self.name_prefix}-{self._sequence:04d}.parquet"
@@ -120,11 +181,12 @@ class PartitionWriter:
         self._current = _OpenFile(path=path, key=key, writer=writer)
 
     def _flush(self) -> None:
+        if self._rows:
+            rows, self._rows, self._pending_weight = self._rows, [], 0
+            self._absorb(rows_to_table(rows, self.schema))
         if self._buffered_rows == 0:
             return
-        parts = list(self._tables)
-        if self._rows:
-            parts.append(rows_to_table(self._rows, self.schema))
+        parts = self._tables
         table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         table = table.sort_by(SORT_KEYS[self.table])
         if self._current is None:
@@ -132,8 +194,9 @@ class PartitionWriter:
         assert self._current is not None
         self._current.writer.write_table(table, row_group_size=max(table.num_rows, 1))
         self._current.rows += table.num_rows
-        self._rows, self._tables = [], []
-        self._buffered_rows = self._buffered_bytes = 0
+        self._tables = []
+        self.budget.shrink(self.buffered_bytes)
+        self._buffered_rows = self.buffered_bytes = 0
 
     def _close_current(self) -> None:
         current = self._current
@@ -151,6 +214,7 @@ class PartitionWriter:
         """Flush what is buffered and close the open file; return every finished file."""
         self._flush()
         self._close_current()
+        self.budget.unregister(self)
         return self.finished
 
 
@@ -166,6 +230,7 @@ class UnitWriter:
     row_group_rows: int
     compression: str = "zstd"
     compression_level: int = 3
+    budget: BufferBudget = field(default_factory=lambda: BufferBudget(256 * 1024 * 1024))
     _writers: dict[tuple[str, dt.date | None], PartitionWriter] = field(default_factory=dict)
 
     def writer_for(self, table: str, day: dt.date | None) -> PartitionWriter:
@@ -181,6 +246,7 @@ class UnitWriter:
                 row_group_rows=self.row_group_rows,
                 compression=self.compression,
                 compression_level=self.compression_level,
+                budget=self.budget,
             )
             self._writers[slot] = writer
         return writer

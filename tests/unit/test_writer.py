@@ -6,7 +6,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from archiver.schema import JOBS, QUARANTINE
-from archiver.writer import UnitWriter, read_day_partition
+from archiver.writer import BufferBudget, UnitWriter, read_day_partition
 
 
 def _job_row(job_id: str, user: str, recipe: str, started: int) -> dict[str, object]:
@@ -51,3 +51,24 @@ def test_files_roll_at_the_target_size(tmp_path: Path) -> None:
     assert len(files) == 4
     assert sum(pq.read_metadata(f.path).num_rows for f in files) == 35
     assert len({f.key for f in files}) == 4
+
+
+def test_a_shared_budget_bounds_what_all_writers_buffer(tmp_path: Path) -> None:
+    # GIVEN two units' writers sharing a small budget of buffered bytes
+    budget = BufferBudget(200_000)
+    first = UnitWriter("d20240820", 1, "aaaa", tmp_path, 1 << 30, 1_000_000, budget=budget)
+    second = UnitWriter("d20240821", 1, "bbbb", tmp_path, 1 << 30, 1_000_000, budget=budget)
+    day = dt.date(2024, 8, 20)
+    # WHEN both buffer far more rows than the budget holds
+    peak = 0
+    for batch in range(40):
+        for writer in (first, second):
+            rows = [_job_row(f"j-{batch}-{i}", "1", "1", i) for i in range(200)]
+            writer.add_rows("jobs", day, rows, 100)
+            peak = max(peak, budget.used)
+    files = first.close() + second.close()
+    # THEN what is buffered never passes the limit by more than one chunk, and no row is lost
+    assert peak <= 200_000 + 200_000
+    assert budget.used == 0
+    assert sum(pq.read_metadata(f.path).num_rows for f in files) == 2 * 40 * 200
+    assert all(pq.read_metadata(f.path).num_row_groups > 1 for f in files)
