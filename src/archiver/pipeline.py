@@ -166,17 +166,10 @@ class Archiver:
             await self._read_ledgers(window)
             chosen = [unit for unit in plan.units() if unit_filter is None or unit_filter(unit)]
             self.report.units = len(chosen)
-            batch = self.settings.unit_concurrency
-            for start in range(0, len(chosen), batch):
-                units = chosen[start : start + batch]
-                listings = await list_units(self.source, plan, units)
-                # A TaskGroup cancels the other units when one fails, before the stores close.
-                try:
-                    async with asyncio.TaskGroup() as group:
-                        for unit in units:
-                            group.create_task(self._archive_unit(unit, listings.pop(unit)))
-                except BaseExceptionGroup as failed:
-                    raise failed.exceptions[0] from None
+            # Local reads do not wait on a network, so overlapping units would only hold
+            # more days in memory at once; over S3 they hide each unit's round trips.
+            workers = 1 if self.sequential_reads else self.settings.unit_concurrency
+            await self._archive_units(plan, chosen, workers)
             complete = unit_filter is None and self.settings.since is None and self.settings.until is None
             if complete and not self.report.failures:
                 await self._advance_watermark(plan)
@@ -184,6 +177,32 @@ class Archiver:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._finish_counts(started)
         return self.report
+
+    async def _archive_units(self, plan: SourcePlan, units: list[str], workers: int) -> None:
+        """List units a batch at a time (one LIST can span a recipe's days) while workers archive them."""
+        queue: asyncio.Queue[tuple[str, list[ObjectInfo]] | None] = asyncio.Queue(maxsize=workers)
+
+        async def produce() -> None:
+            for start in range(0, len(units), workers):
+                batch = units[start : start + workers]
+                listings = await list_units(self.source, plan, batch)
+                for unit in batch:
+                    await queue.put((unit, listings.pop(unit)))
+            for _ in range(workers):
+                await queue.put(None)
+
+        async def work() -> None:
+            while (item := await queue.get()) is not None:
+                await self._archive_unit(*item)
+
+        # A TaskGroup cancels the other units when one fails, before the stores close.
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(produce())
+                for _ in range(workers):
+                    group.create_task(work())
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
 
     def _finish_counts(self, started: float) -> None:
         self.report.seconds = time.perf_counter() - started
@@ -250,8 +269,11 @@ class Archiver:
         if unit_ledger.has(ledger.seen_key(unit, fingerprint)):
             self.report.objects_skipped += len(candidates)
             return
-        for _attempt in range(MAX_COMMIT_ATTEMPTS):
-            head, head_etag = await self._load_head(unit)
+        for attempt in range(MAX_COMMIT_ATTEMPTS):
+            if attempt == 0 and not unit_ledger.has(ledger.head_key(unit)):
+                head, head_etag = Head(unit=unit), None  # the run's LIST saw none; a rival's shows at commit
+            else:
+                head, head_etag = await self._load_head(unit)
             await self._remove_leftovers(unit, head)
             try:
                 index = await self._load_index(head)
