@@ -289,14 +289,14 @@ class LocalStore:
         if not self._swept:
             self._sweep(staging)
         for _ in range(8):
-            staging.mkdir(parents=True, exist_ok=True)
             temp = staging / f"{secrets.token_hex(8)}.tmp"
             try:
+                staging.mkdir(parents=True, exist_ok=True)
                 return os.open(
                     temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644
                 ), temp
-            except FileNotFoundError:
-                continue
+            except (FileNotFoundError, FileExistsError):
+                continue  # another writer removed the emptied staging folder meanwhile
         raise StorageError(f"cannot create a temporary file in {staging}", retryable=True)
 
     def _sweep(self, staging: Path) -> None:
