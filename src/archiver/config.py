@@ -20,8 +20,8 @@ class Settings:
     until: dt.date | None = None
     concurrency: int = 64
     unit_concurrency: int = 8
-    max_bytes_in_flight: int = 64 * MIB
-    max_buffered_bytes: int = 128 * MIB
+    max_bytes_in_flight: int = 48 * MIB
+    max_buffered_bytes: int = 48 * MIB
     max_object_bytes: int = 256 * MIB
     target_file_bytes: int = 256 * MIB
     row_group_rows: int = 50_000
