@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from archiver.records import Row
 from archiver.schema import SORT_KEYS, TABLES
 
 ROW_GROUP_BYTES = 32 * 1024 * 1024
+PAYLOAD_COLUMNS = frozenset({"input", "output", "details", "report", "error", "error_raw", "detail"})
+"""JSON payloads: rarely repeated and possibly megabytes each, so no dictionary encoding."""
 CHUNK_ROWS = 1024
 """Row dicts are turned into a compact Arrow chunk at least this often."""
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -66,6 +69,12 @@ class WrittenFile:
     table: str
     rows: int
     bytes: int
+
+
+def _in_order(indices: pa.Array) -> bool:
+    return len(indices) < 2 or bool(
+        pc.all(pc.equal(indices, pa.array(range(len(indices)), indices.type))).as_py()
+    )
 
 
 def partition_dir(table: str, day: dt.date | None) -> str:
@@ -177,6 +186,7 @@ class PartitionWriter:
             compression=self.compression,
             compression_level=self.compression_level,
             write_statistics=True,
+            use_dictionary=[name for name in self.schema.names if name not in PAYLOAD_COLUMNS],
         )
         self._current = _OpenFile(path=path, key=key, writer=writer)
 
@@ -188,7 +198,9 @@ class PartitionWriter:
             return
         parts = self._tables
         table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-        table = table.sort_by(SORT_KEYS[self.table])
+        order = pc.sort_indices(table, sort_keys=SORT_KEYS[self.table])
+        if not _in_order(order):
+            table = table.take(order)  # a copy: skipped when the rows already arrived sorted
         if self._current is None:
             self._open()
         assert self._current is not None
