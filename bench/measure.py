@@ -1,7 +1,17 @@
-"""One measured task in its own process; prints a JSON line with seconds and peak RSS.
+"""One measured task in its own process; prints one JSON line with seconds and peak RSS.
 
 Run by bench/run.py so that every figure is a separate process and peak memory
 (ru_maxrss of this process alone) is not polluted by the others.
+
+    python bench/measure.py floor ROOT
+    python bench/measure.py duckdb ROOT OUT [FILE_LIST]    # read_json_objects (+ COPY ... PARTITION_BY)
+    python bench/measure.py duckdb-text ROOT OUT           # read_text + json_valid (+ COPY ...)
+    python bench/measure.py archiver SOURCE DEST           # archiver.cli.compact, settings from ARCHIVER_*
+    python bench/measure.py archiver-memprofile SOURCE DEST  # the same under tracemalloc, peak by function
+    python bench/measure.py bare-get ENDPOINT BUCKET CONCURRENCY
+
+The last line of stdout is the JSON result; anything else goes to stderr. Profile
+the archiver with `python -m cProfile -o OUT.prof bench/measure.py archiver SRC DEST`.
 """
 
 from __future__ import annotations
@@ -17,9 +27,34 @@ from typing import Any
 
 import orjson
 
+COPY_OPTIONS = "FORMAT parquet, PARTITION_BY (day), COMPRESSION zstd, OVERWRITE_OR_IGNORE"
+DAY_EXPRESSION = "coalesce(nullif(regexp_extract(filename, '/(\\d{8})/', 1), ''), 'none')"
+
 
 def _peak_rss_mb() -> float:
+    """This process's peak resident set, MB.
+
+    VmHWM where there is /proc: Linux's ru_maxrss keeps the high-water mark of the memory
+    image replaced by exec, and subprocess spawns with vfork, so a child's ru_maxrss would
+    start at its parent's peak (a 300 MB parent gives every child >= 300 MB).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def parse_floor(root: Path) -> dict[str, Any]:
@@ -37,8 +72,36 @@ def parse_floor(root: Path) -> dict[str, Any]:
     return {"files": files}
 
 
-def duckdb_copy(root: Path, out: Path) -> dict[str, Any]:
-    """DuckDB's cheapest path: every file as a raw JSON object, written as day-partitioned Parquet."""
+def duckdb_copy(root: Path, out: Path, file_list: Path | None = None) -> dict[str, Any]:
+    """DuckDB's cheapest documented path: every file as a raw JSON object, written as day-partitioned Parquet.
+
+    read_json_objects cannot skip a malformed file unless the input is newline-delimited,
+    so `file_list` (one path a line) can name the files that parse; by default every
+    `*.json` under `root`.
+    """
+    import duckdb
+
+    if file_list is not None:
+        paths = file_list.read_text(encoding="utf-8").splitlines()
+        source = "[" + ", ".join(_sql_text(path) for path in paths) + "]"
+    else:
+        source = _sql_text(f"{root}/**/*.json")
+    with duckdb.connect() as connection:
+        connection.execute("SET threads TO 2")
+        connection.execute(
+            f"""
+            COPY (
+                SELECT json, filename, {DAY_EXPRESSION} AS day
+                FROM read_json_objects({source}, filename = true, maximum_object_size = 268435456)
+            ) TO {_sql_text(str(out))} ({COPY_OPTIONS})
+            """
+        )
+        files = len(paths) if file_list is not None else _count_json(root)
+    return {"files": files}
+
+
+def duckdb_text(root: Path, out: Path) -> dict[str, Any]:
+    """DuckDB reading every file whole (read_text), keeping valid JSON as JSON, day-partitioned Parquet."""
     import duckdb
 
     with duckdb.connect() as connection:
@@ -46,68 +109,193 @@ def duckdb_copy(root: Path, out: Path) -> dict[str, Any]:
         connection.execute(
             f"""
             COPY (
-                SELECT json, filename,
-                       coalesce(nullif(regexp_extract(filename, '/(\\d{{8}})/', 1), ''), 'none') AS day
-                FROM read_json_objects('{root}/**/*.json', filename = true, ignore_errors = true,
-                                       maximum_object_size = 268435456)
-            ) TO '{out}' (FORMAT parquet, PARTITION_BY (day), COMPRESSION zstd, OVERWRITE_OR_IGNORE)
+                SELECT CASE WHEN json_valid(content) THEN content::JSON END AS json, filename,
+                       {DAY_EXPRESSION} AS day
+                FROM read_text({_sql_text(f"{root}/**/*.json")})
+            ) TO {_sql_text(str(out))} ({COPY_OPTIONS})
             """
         )
-        files = connection.execute(f"SELECT count(*) FROM glob('{root}/**/*.json')").fetchone()
-    return {"files": int(files[0]) if files else 0}
+    return {"files": _count_json(root)}
+
+
+def _count_json(root: Path) -> int:
+    return sum(name.endswith(".json") for _, _, names in os.walk(root) for name in names)
 
 
 def archiver_compact(source: str, dest: str) -> dict[str, Any]:
-    """The archiver itself, through the same function the CLI calls."""
-    from archiver.cli import compact
+    """The archiver itself, through the same function the CLI calls.
+
+    The stores `compact` opens are captured (wherever it takes `open_store` from) so that
+    source and destination requests can be told apart; the run report sums them.
+    """
+    import archiver.cli as cli
+    import archiver.location as location
     from archiver.config import settings_from_env
 
-    report = asyncio.run(compact(source, dest, settings_from_env()))
-    return {"report": report.as_dict()}
+    opened: list[Any] = []
+    original_open = location.open_store
+
+    async def recording_open(url: str, **options: Any) -> Any:
+        store = await original_open(url, **options)
+        opened.append(store)
+        return store
+
+    for module in (location, cli):
+        if getattr(module, "open_store", None) is original_open:
+            module.open_store = recording_open  # type: ignore[attr-defined]
+    report = asyncio.run(cli.compact(source, dest, settings_from_env()))
+    result: dict[str, Any] = {"report": report.as_dict()}
+    if len(opened) == 2:
+        for role, store in zip(("source", "dest"), opened, strict=True):
+            result[f"{role}_requests"] = store.counts.as_report()
+    else:
+        print(f"measure.py: saw {len(opened)} stores opened, not 2: no source/dest split", file=sys.stderr)
+    return result
+
+
+MEMPROFILE_TARGETS = (
+    "archiver.pipeline:read_object",
+    "archiver.pipeline:_GenerationBuilder.add_group",
+    "archiver.writer:PartitionWriter.add_rows",
+    "archiver.writer:PartitionWriter._flush",
+    "archiver.ledger:encode_index",
+)
+
+
+def archiver_memprofile(source: str, dest: str) -> dict[str, Any]:
+    """The archiver under tracemalloc, the heap's peak attributed to the (synchronous) function it
+    happened in: for each target, the highest traced heap seen during one of its calls and the
+    largest rise within one call. Peaks outside every target are filed under "(elsewhere)".
+    Arrow's buffers are not traced (see arrow_pool); interpreter and libraries are baseline_rss_mb.
+    """
+    import functools
+    import importlib
+    import tracemalloc
+
+    stats: dict[str, dict[str, float]] = {}
+    depth = 0
+
+    def record(name: str, peak: int, rise: int) -> None:
+        row = stats.setdefault(name, {"calls": 0, "heap_peak_mb": 0.0, "max_rise_mb": 0.0})
+        row["calls"] += name != "(elsewhere)"
+        row["heap_peak_mb"] = max(row["heap_peak_mb"], peak / 2**20)
+        row["max_rise_mb"] = max(row["max_rise_mb"], rise / 2**20)
+
+    def wrap(name: str, function: Any) -> Any:
+        @functools.wraps(function)
+        def measured(*args: Any, **kwargs: Any) -> Any:
+            nonlocal depth
+            if depth:
+                return function(*args, **kwargs)
+            before, peak = tracemalloc.get_traced_memory()
+            record("(elsewhere)", peak, 0)
+            tracemalloc.reset_peak()
+            depth += 1
+            try:
+                return function(*args, **kwargs)
+            finally:
+                depth -= 1
+                _, peak = tracemalloc.get_traced_memory()
+                tracemalloc.reset_peak()
+                record(name, peak, peak - before)
+
+        return measured
+
+    for target in MEMPROFILE_TARGETS:
+        module_name, _, path = target.partition(":")
+        holder: Any = importlib.import_module(module_name)
+        *parents, attribute = path.split(".")
+        for parent in parents:
+            holder = getattr(holder, parent, None)
+        if holder is not None and hasattr(holder, attribute):
+            setattr(holder, attribute, wrap(target, getattr(holder, attribute)))
+    importlib.import_module("archiver.cli")
+    baseline = _peak_rss_mb()
+    largest = 0
+    if "://" not in source:
+        largest = max((entry.stat().st_size for entry in _walk_files(Path(source))), default=0)
+    tracemalloc.start(1)
+    result = archiver_compact(source, dest)
+    _, peak = tracemalloc.get_traced_memory()
+    record("(elsewhere)", peak, 0)
+    tracemalloc.stop()
+    overall = max(row["heap_peak_mb"] for row in stats.values())
+    result.update(
+        baseline_rss_mb=baseline,
+        largest_object_bytes=largest,
+        traced_peak_mb=overall,
+        functions=dict(sorted(stats.items(), key=lambda item: -item[1]["heap_peak_mb"])),
+    )
+    return result
+
+
+def _walk_files(root: Path) -> Any:
+    for folder, _, names in os.walk(root):
+        for name in names:
+            yield Path(folder, name)
 
 
 def bare_get_loop(endpoint: str, bucket: str, concurrency: int) -> dict[str, Any]:
     """The S3 floor: list the bucket and GET every object with aioboto3, nothing else."""
+    from botocore.config import Config
+
     from archiver.moto_server import moto_session
 
-    async def run() -> int:
+    async def run() -> dict[str, Any]:
         session = moto_session()
-        from botocore.config import Config
-
         config = Config(max_pool_connections=concurrency)
         async with session.client("s3", endpoint_url=endpoint, config=config) as client:
             keys: list[str] = []
+            lists = 0
             paginator = client.get_paginator("list_objects_v2")
             async for page in paginator.paginate(Bucket=bucket):
+                lists += 1
                 keys.extend(item["Key"] for item in page.get("Contents", ()))
             gate = asyncio.Semaphore(concurrency)
+            received = 0
 
             async def fetch(key: str) -> None:
+                nonlocal received
                 async with gate:
                     response = await client.get_object(Bucket=bucket, Key=key)
-                    await response["Body"].read()
+                    async with response["Body"] as body:
+                        received += len(await body.read())
 
             await asyncio.gather(*(fetch(key) for key in keys))
-            return len(keys)
+            return {
+                "objects": len(keys),
+                "bytes_read": received,
+                "requests": {"list": lists, "get": len(keys)},
+            }
 
-    return {"objects": asyncio.run(run())}
+    return asyncio.run(run())
 
 
 def main() -> None:
+    if len(sys.argv) < 2:
+        raise SystemExit(__doc__)
     task, *args = sys.argv[1:]
     started = time.perf_counter()
     if task == "floor":
         result = parse_floor(Path(args[0]))
     elif task == "duckdb":
-        result = duckdb_copy(Path(args[0]), Path(args[1]))
+        result = duckdb_copy(Path(args[0]), Path(args[1]), Path(args[2]) if len(args) > 2 else None)
+    elif task == "duckdb-text":
+        result = duckdb_text(Path(args[0]), Path(args[1]))
     elif task == "archiver":
         result = archiver_compact(args[0], args[1])
+    elif task == "archiver-memprofile":
+        result = archiver_memprofile(args[0], args[1])
     elif task == "bare-get":
         result = bare_get_loop(args[0], args[1], int(args[2]))
     else:
         raise SystemExit(f"unknown task {task}")
     result["seconds"] = time.perf_counter() - started
+    result["cpu_seconds"] = _cpu_seconds()
     result["peak_rss_mb"] = _peak_rss_mb()
+    if "pyarrow" in sys.modules:  # Arrow's own allocator, invisible to Python's memory tools
+        pool = sys.modules["pyarrow"].default_memory_pool()
+        result["arrow_pool"] = {"backend": pool.backend_name, "max_mb": pool.max_memory() / 2**20}
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
 
 
