@@ -745,31 +745,21 @@ class _GenerationBuilder:
                 files += (self.writer.add_rows("job_lines", best_state.day, best_state.lines, weight),)
             self.rows["jobs"] += 1
             self.rows["job_lines"] += len(best_state.lines)
-            winner = IndexEntry(
-                best_info.key,
-                best_info.etag,
-                best_info.size,
-                ledger.OUTCOME_JOB,
-                job_id=job_id,
-                day=best_state.day,
-                rank=best_rank,
-                files=files,
-            )
-            self._entry(winner)
+            winner = self._version(ledger.OUTCOME_JOB, job_id, best_rank, best_info, best_state, files)
             self.resolver.winners[job_id] = winner
-            self.resolver.versions[job_id].append(winner)
         for rank, info, state in losers:
-            loser = IndexEntry(
-                info.key,
-                info.etag,
-                info.size,
-                ledger.OUTCOME_SUPERSEDED,
-                job_id=job_id,
-                day=state.day,
-                rank=rank,
-            )
-            self._entry(loser)
-            self.resolver.versions[job_id].append(loser)
+            self._version(ledger.OUTCOME_SUPERSEDED, job_id, rank, info, state, ())
+
+    def _version(
+        self, outcome: str, job_id: str, rank: Rank, info: ObjectInfo, state: JobState, files: tuple[str, ...]
+    ) -> IndexEntry:
+        """Record one version of a job in the index: the winner (with its files) or a loser."""
+        entry = IndexEntry(
+            info.key, info.etag, info.size, outcome, job_id=job_id, day=state.day, rank=rank, files=files
+        )
+        self._entry(entry)
+        self.resolver.versions[job_id].append(entry)
+        return entry
 
 
 async def archive(
