@@ -15,6 +15,7 @@ Prints a table and writes bench/out/results.json. Corpora are cached under bench
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -25,7 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -808,7 +809,32 @@ def memprofile(folder: Path) -> None:
     )
 
 
+@contextlib.contextmanager
+def exclusive_bench() -> Iterator[None]:
+    """One bench at a time on this machine: they share bench/out and would time each other."""
+    import fcntl
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    with open(OUT / ".lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            log(f"another bench run holds {OUT / '.lock'} ({lock.read().strip() or '?'}); waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}\n")
+        lock.flush()
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
+    with exclusive_bench():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
