@@ -13,6 +13,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -169,8 +170,6 @@ def run_settings(args: argparse.Namespace) -> Settings:
     settings = settings_from_env().with_window(getattr(args, "since", None), getattr(args, "until", None))
     concurrency = getattr(args, "concurrency", None)
     if concurrency:
-        from dataclasses import replace
-
         settings = replace(settings, concurrency=concurrency)
     return settings
 

@@ -85,7 +85,6 @@ class Head:
     index_key: str | None = None
     files: list[FileRef] = field(default_factory=list)
     obsolete: list[str] = field(default_factory=list)
-    fingerprint: str | None = None
 
     def file_keys(self) -> set[str]:
         return {ref.key for ref in self.files}
@@ -117,7 +116,6 @@ def encode_head(head: Head) -> bytes:
                 for ref in head.files
             ],
             "obsolete": head.obsolete,
-            "fingerprint": head.fingerprint,
         },
         option=orjson.OPT_INDENT_2,
     )
@@ -133,7 +131,6 @@ def decode_head(data: bytes) -> Head:
         index_key=raw.get("index"),
         files=[FileRef(f["key"], f["table"], int(f["rows"]), int(f["bytes"])) for f in raw.get("files", [])],
         obsolete=list(raw.get("obsolete", [])),
-        fingerprint=raw.get("fingerprint"),
     )
 
 

@@ -100,11 +100,9 @@ class _Generation:
     """Everything one attempt at a unit produced, not yet published."""
 
     head: Head
-    token: str
     intent_key: str
     uploads: list[WrittenFile]
     index_body: bytes
-    obsolete: list[str]
     archived: int = 0
     quarantined: int = 0
     skipped: int = 0
@@ -206,14 +204,11 @@ class Archiver:
 
     def _finish_counts(self, started: float) -> None:
         self.report.seconds = time.perf_counter() - started
-        source_counts, dest_counts = self.source.counts, self.dest.counts
-        same = self.source is self.dest
-        kinds = ("list", "get", "put", "delete", "head")
-        self.report.requests = {
-            kind: getattr(source_counts, kind) + (0 if same else getattr(dest_counts, kind)) for kind in kinds
-        }
-        self.report.bytes_read = source_counts.bytes_read + (0 if same else dest_counts.bytes_read)
-        self.report.bytes_written = source_counts.bytes_written + (0 if same else dest_counts.bytes_written)
+        stores = [self.source.counts] if self.source is self.dest else [self.source.counts, self.dest.counts]
+        requests = [counts.as_report() for counts in stores]
+        self.report.requests = {kind: sum(each[kind] for each in requests) for kind in requests[0]}
+        self.report.bytes_read = sum(counts.bytes_read for counts in stores)
+        self.report.bytes_written = sum(counts.bytes_written for counts in stores)
 
     # -- window and ledgers -------------------------------------------------
 
@@ -407,15 +402,12 @@ class Archiver:
             index_key=index_key,
             files=sorted(refs, key=lambda ref: ref.key),
             obsolete=sorted(obsolete_committed + ([head.index_key] if head.index_key else [])),
-            fingerprint=None,
         )
         return _Generation(
             head=new_head,
-            token=token,
             intent_key=f"{ledger.unit_prefix(unit)}{INTENT_PREFIX}g{generation_number:06d}-{token}.json",
             uploads=final_files,
             index_body=ledger.encode_index(entries),
-            obsolete=new_head.obsolete,
             archived=build.archived,
             quarantined=build.quarantined,
             skipped=skipped + build.vanished,
@@ -574,9 +566,10 @@ class Archiver:
 
     async def _after_commit(self, unit: str, generation: _Generation) -> None:
         """Delete this attempt's intent and the files the commit superseded, then older leftovers."""
-        await self.dest.delete([generation.intent_key, *generation.obsolete])
-        self.report.files_deleted += len(generation.obsolete)
-        self._deleted.update(generation.obsolete)
+        obsolete = generation.head.obsolete
+        await self.dest.delete([generation.intent_key, *obsolete])
+        self.report.files_deleted += len(obsolete)
+        self._deleted.update(obsolete)
         self._ledgers[unit].keys.discard(generation.intent_key)
         # Leftovers of crashed or outraced attempts at this or older generations can go now.
         await self._remove_leftovers(unit, generation.head)
