@@ -26,6 +26,7 @@ from archiver.moto_server import MOTO_CREDENTIALS, create_bucket, upload_tree
 from archiver.pipeline import RunReport, archive
 from archiver.store import Fetched, ListPage, ObjectInfo, ObjectStore, RequestCounts
 from archiver.synth import KIND_ACTIVITY, CorpusSummary, Truth, generate, write_corpus
+from tests.functional.oracle import assert_final_jobs
 from tests.functional.readback import data_files, read_rows
 
 START = dt.date(2024, 8, 25)
@@ -241,24 +242,7 @@ def test_jobs_table_holds_the_final_version_of_every_job(corpus: Corpus, archive
     # WHEN the archive bucket is read back with DuckDB
     rows = read_rows(archived.folder, "jobs")
     # THEN there is exactly one row per job, and it is the final version, field by field
-    assert len(rows) == len({row["job_id"] for row in rows}) == len(expected.finals)
-    got = {(row["job_id"], row["status"], row["line_count"], row["lines_truncated"]) for row in rows}
-    assert got == set(expected.jobs)
-    for row in rows:
-        truth = expected.finals[row["job_id"]]
-        assert row["date"] == truth.day
-        assert row["user_id"] == truth.user_id
-        assert row["recipe_id"] == truth.recipe_id
-        key = parse_key(row["source_key"])
-        assert key is not None and key.job_id == row["job_id"] and key.layout == truth.layout
-        assert row["source_etag"]
-        if truth.started_us is not None:
-            assert int(row["started_at"].timestamp() * 1_000_000) == truth.started_us
-        if truth.completed_us is not None:
-            assert int(row["completed_at"].timestamp() * 1_000_000) == truth.completed_us
-        if truth.error_type is not None:
-            assert row["error_type"] == truth.error_type
-    assert Counter(row["date"] for row in rows) == Counter(expected.jobs_by_day)
+    assert_final_jobs(rows, expected)
 
 
 def test_stream_type_of_every_job_is_the_corpus_truth(corpus: Corpus, archived: Archived) -> None:
