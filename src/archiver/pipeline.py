@@ -127,6 +127,25 @@ class _UnitLedger:
         return sorted(key for key in self.keys if key.rsplit("/", 1)[-1].startswith(ledger.SEEN_PREFIX))
 
 
+async def load_head(dest: ObjectStore, unit: str) -> tuple[Head, str | None]:
+    """The unit's committed head and its ETag; an empty head and None if it has none yet."""
+    try:
+        fetched = await dest.get(ledger.head_key(unit))
+    except NotFoundError:
+        return Head(unit=unit), None
+    return ledger.decode_head(fetched.body), fetched.etag
+
+
+async def load_index(dest: ObjectStore, head: Head) -> dict[str, list[IndexEntry]]:
+    """The head's source index, by source key."""
+    if head.index_key is None:
+        return {}
+    by_key: dict[str, list[IndexEntry]] = defaultdict(list)
+    for entry in ledger.decode_index((await dest.get(head.index_key)).body):
+        by_key[entry.key].append(entry)
+    return by_key
+
+
 class Archiver:
     """One `compact` run from a source store into a destination store."""
 
@@ -268,10 +287,10 @@ class Archiver:
             if attempt == 0 and not unit_ledger.has(ledger.head_key(unit)):
                 head, head_etag = Head(unit=unit), None  # the run's LIST saw none; a rival's shows at commit
             else:
-                head, head_etag = await self._load_head(unit)
+                head, head_etag = await load_head(self.dest, unit)
             await self._remove_leftovers(unit, head)
             try:
-                index = await self._load_index(head)
+                index = await load_index(self.dest, head)
                 generation = await self._build_generation(unit, head, index, candidates)
             except NotFoundError as missing:
                 # A rival's commit removes the files of the head this attempt started from.
@@ -312,22 +331,6 @@ class Archiver:
         report.objects_failed += len(generation.failures)
         for table, count in generation.rows.items():
             report.rows[table] += count
-
-    async def _load_head(self, unit: str) -> tuple[Head, str | None]:
-        try:
-            fetched = await self.dest.get(ledger.head_key(unit))
-        except NotFoundError:
-            return Head(unit=unit), None
-        return ledger.decode_head(fetched.body), fetched.etag
-
-    async def _load_index(self, head: Head) -> dict[str, list[IndexEntry]]:
-        if head.index_key is None:
-            return {}
-        entries = ledger.decode_index((await self.dest.get(head.index_key)).body)
-        by_key: dict[str, list[IndexEntry]] = defaultdict(list)
-        for entry in entries:
-            by_key[entry.key].append(entry)
-        return by_key
 
     async def _remove_leftovers(self, unit: str, head: Head) -> None:
         """Delete what crashed or outraced runs left behind: never anything the head refers to."""
@@ -554,7 +557,7 @@ class Archiver:
             else:
                 await self.dest.put(ledger.head_key(unit), body, if_match=head_etag)
         except PreconditionFailedError:
-            current, _ = await self._load_head(unit)
+            current, _ = await load_head(self.dest, unit)
             return current.index_key == generation.head.index_key
         return True
 

@@ -11,13 +11,12 @@ rule expire the raw JSON.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from archiver import ledger
-from archiver.errors import NotFoundError
 from archiver.layout import is_json_key
-from archiver.ledger import Head, IndexEntry
+from archiver.ledger import Head
+from archiver.pipeline import load_head, load_index
 from archiver.schema import PARTITIONED_TABLES
 from archiver.store import ObjectStore
 from archiver.units import unit_day
@@ -79,8 +78,9 @@ async def verify(
     heads: dict[str, Head] = {}
     for unit in plan.units():
         report.units += 1
-        head, index = await _load_unit(dest, unit)
-        if head is not None:
+        head, head_etag = await load_head(dest, unit)
+        index = await load_index(dest, head)
+        if head_etag is not None:
             heads[unit] = head
         for info in await list_unit(source, plan, unit):
             if not is_json_key(info.key):
@@ -98,19 +98,6 @@ async def verify(
                 report.objects_archived += 1
     await _check_files(dest, heads, report)
     return report
-
-
-async def _load_unit(dest: ObjectStore, unit: str) -> tuple[Head | None, dict[str, list[IndexEntry]]]:
-    try:
-        head = ledger.decode_head((await dest.get(ledger.head_key(unit))).body)
-    except NotFoundError:
-        return None, {}
-    if head.index_key is None:
-        return head, {}
-    by_key: dict[str, list[IndexEntry]] = defaultdict(list)
-    for entry in ledger.decode_index((await dest.get(head.index_key)).body):
-        by_key[entry.key].append(entry)
-    return head, by_key
 
 
 async def _check_files(dest: ObjectStore, heads: dict[str, Head], report: VerifyReport) -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from archiver.layout import JOBS_FOLDER, format_day, parse_day
 from archiver.store import ListPage, ObjectInfo, ObjectStore
@@ -58,13 +59,13 @@ async def _list_level(store: ObjectStore, prefix: str, start_after: str | None =
     return ListPage(tuple(objects), tuple(prefixes))
 
 
-async def _bounded(calls: list[Callable[[], Awaitable[None]]]) -> None:
-    """Run the calls with at most LIST_CONCURRENCY in flight."""
+async def _bounded(calls: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Await the calls with at most LIST_CONCURRENCY in flight."""
     gate = asyncio.Semaphore(LIST_CONCURRENCY)
 
-    async def run(call: Callable[[], Awaitable[None]]) -> None:
+    async def run(call: Coroutine[Any, Any, None]) -> None:
         async with gate:
-            await call()
+            await call
 
     await asyncio.gather(*(run(call) for call in calls))
 
@@ -79,7 +80,7 @@ async def plan_source(store: ObjectStore, window: Window, *, include_loose: bool
     async def list_user(prefix: str) -> None:
         user_levels[prefix] = await _list_level(store, prefix)
 
-    await _bounded([lambda p=p: list_user(p) for p in root.prefixes])  # type: ignore[misc]
+    await _bounded(list_user(prefix) for prefix in root.prefixes)
     jobs_prefixes: list[str] = []
     for user_prefix in sorted(user_levels):
         level = user_levels[user_prefix]
@@ -97,7 +98,7 @@ async def plan_source(store: ObjectStore, window: Window, *, include_loose: bool
         plan.loose_objects.extend(level.objects)
         recipe_prefixes.extend(level.prefixes)
 
-    await _bounded([lambda p=p: list_jobs(p) for p in jobs_prefixes])  # type: ignore[misc]
+    await _bounded(list_jobs(prefix) for prefix in jobs_prefixes)
 
     async def list_days(recipe_prefix: str) -> None:
         start_after = None
@@ -119,7 +120,7 @@ async def plan_source(store: ObjectStore, window: Window, *, include_loose: bool
             if past_until:
                 break
 
-    await _bounded([lambda p=p: list_days(p) for p in recipe_prefixes])  # type: ignore[misc]
+    await _bounded(list_days(prefix) for prefix in recipe_prefixes)
     for prefixes in plan.day_prefixes.values():
         prefixes.sort()
     plan.loose_prefixes.sort()
@@ -139,11 +140,11 @@ async def list_units(store: ObjectStore, plan: SourcePlan, units: list[str]) -> 
     listings: dict[str, list[ObjectInfo]] = {unit: [] for unit in units}
     owner: dict[str, str] = {}
     spans: dict[str, list[str]] = defaultdict(list)
-    calls: list[Callable[[], Awaitable[None]]] = []
+    calls: list[Coroutine[Any, Any, None]] = []
     for unit in units:
         if unit == LOOSE_UNIT:
             listings[unit].extend(plan.loose_objects)
-            calls.extend(_prefix_call(store, prefix, listings[unit]) for prefix in plan.loose_prefixes)
+            calls.extend(_list_prefix(store, prefix, listings[unit]) for prefix in plan.loose_prefixes)
             continue
         for prefix in plan.day_prefixes.get(unit, []):
             owner[prefix] = unit
@@ -151,44 +152,37 @@ async def list_units(store: ObjectStore, plan: SourcePlan, units: list[str]) -> 
     for recipe_prefix, day_prefixes in spans.items():
         if len(day_prefixes) == 1:
             prefix = day_prefixes[0]
-            calls.append(_prefix_call(store, prefix, listings[owner[prefix]]))
+            calls.append(_list_prefix(store, prefix, listings[owner[prefix]]))
         else:
-            calls.append(_span_call(store, recipe_prefix, sorted(day_prefixes), owner, listings))
+            calls.append(_list_span(store, recipe_prefix, sorted(day_prefixes), owner, listings))
     await _bounded(calls)
     for objects in listings.values():
         objects.sort(key=lambda info: info.key)
     return listings
 
 
-def _prefix_call(store: ObjectStore, prefix: str, into: list[ObjectInfo]) -> Callable[[], Awaitable[None]]:
-    async def call() -> None:
-        async for page in store.list_pages(prefix):
-            into.extend(page.objects)
-
-    return call
+async def _list_prefix(store: ObjectStore, prefix: str, into: list[ObjectInfo]) -> None:
+    async for page in store.list_pages(prefix):
+        into.extend(page.objects)
 
 
-def _span_call(
+async def _list_span(
     store: ObjectStore,
     recipe_prefix: str,
     day_prefixes: list[str],
     owner: dict[str, str],
     listings: dict[str, list[ObjectInfo]],
-) -> Callable[[], Awaitable[None]]:
+) -> None:
+    """One listing across a recipe's day folders, from the first to past the last."""
     wanted = set(day_prefixes)
     last = day_prefixes[-1]
-
-    async def call() -> None:
-        start_after = day_prefixes[0].rstrip("/")
-        async for page in store.list_pages(recipe_prefix, start_after=start_after):
-            for info in page.objects:
-                if info.key > last and not info.key.startswith(last):
-                    return
-                folder = info.key[: info.key.index("/", len(recipe_prefix)) + 1]
-                if folder in wanted:
-                    listings[owner[folder]].append(info)
-
-    return call
+    async for page in store.list_pages(recipe_prefix, start_after=day_prefixes[0].rstrip("/")):
+        for info in page.objects:
+            if info.key > last and not info.key.startswith(last):
+                return
+            folder = info.key[: info.key.index("/", len(recipe_prefix)) + 1]
+            if folder in wanted:
+                listings[owner[folder]].append(info)
 
 
 async def list_unit(store: ObjectStore, plan: SourcePlan, unit: str) -> list[ObjectInfo]:
