@@ -6,7 +6,7 @@ Run by bench/run.py so that every figure is a separate process and peak memory
     python bench/measure.py floor ROOT
     python bench/measure.py duckdb ROOT OUT [FILE_LIST]    # read_json_objects (+ COPY ... PARTITION_BY)
     python bench/measure.py duckdb-text ROOT OUT           # read_text + json_valid (+ COPY ...)
-    python bench/measure.py archiver SOURCE DEST           # archiver.cli.compact, settings from ARCHIVER_*
+    python bench/measure.py archiver SOURCE DEST           # the CLI compact, settings from ARCHIVER_*
     python bench/measure.py archiver-memprofile SOURCE DEST  # the same under tracemalloc, peak by function
     python bench/measure.py bare-get ENDPOINT BUCKET CONCURRENCY
 
@@ -128,8 +128,8 @@ def archiver_compact(source: str, dest: str) -> dict[str, Any]:
     The stores `compact` opens are captured (wherever it takes `open_store` from) so that
     source and destination requests can be told apart; the run report sums them.
     """
-    import archiver.cli as cli
-    import archiver.location as location
+    import archiver.cli.main as cli
+    import archiver.storage.location as location
     from archiver.config import settings_from_env
 
     opened: list[Any] = []
@@ -154,11 +154,11 @@ def archiver_compact(source: str, dest: str) -> dict[str, Any]:
 
 
 MEMPROFILE_TARGETS = (
-    "archiver.pipeline:read_object",
-    "archiver.pipeline:_GenerationBuilder.add_group",
-    "archiver.writer:PartitionWriter.add_rows",
-    "archiver.writer:PartitionWriter._flush",
-    "archiver.ledger:encode_index",
+    "archiver.engine.pipeline:read_object",
+    "archiver.engine.pipeline:_GenerationBuilder.add_group",
+    "archiver.engine.writer:PartitionWriter.add_rows",
+    "archiver.engine.writer:PartitionWriter._flush",
+    "archiver.engine.ledger:encode_index",
 )
 
 
@@ -209,7 +209,7 @@ def archiver_memprofile(source: str, dest: str) -> dict[str, Any]:
             holder = getattr(holder, parent, None)
         if holder is not None and hasattr(holder, attribute):
             setattr(holder, attribute, wrap(target, getattr(holder, attribute)))
-    importlib.import_module("archiver.cli")
+    importlib.import_module("archiver.cli.main")
     baseline = _peak_rss_mb()
     largest = 0
     if "://" not in source:
@@ -239,7 +239,7 @@ def bare_get_loop(endpoint: str, bucket: str, concurrency: int) -> dict[str, Any
     """The S3 floor: list the bucket and GET every object with aioboto3, nothing else."""
     from botocore.config import Config
 
-    from archiver.moto_server import moto_session
+    from archiver.local.moto_server import moto_session
 
     async def run() -> dict[str, Any]:
         session = moto_session()

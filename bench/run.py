@@ -42,7 +42,7 @@ sys.path.insert(0, str(SRC))
 
 import orjson  # noqa: E402
 
-from archiver.synth import write_corpus  # noqa: E402
+from archiver.local.synth import write_corpus  # noqa: E402
 
 START = dt.date(2024, 8, 20)
 DAYS = 30
@@ -115,7 +115,7 @@ def run_child(
 
 def _synth_fingerprint() -> str:
     """Corpora are rebuilt when the generator changes."""
-    import archiver.synth as synth
+    import archiver.local.synth as synth
 
     return hashlib.sha256(Path(synth.__file__).read_bytes()).hexdigest()[:16]
 
@@ -362,7 +362,7 @@ def incremental_runs(
 def moto_section(
     corpus: dict[str, Any], day: dict[str, Any], rounds: int, concurrency: int
 ) -> dict[str, Any]:
-    from archiver.moto_server import create_bucket, running_moto_process, upload_tree
+    from archiver.local.moto_server import create_bucket, running_moto_process, upload_tree
 
     root = Path(corpus["path"])
     runs: dict[str, list[dict[str, Any]]] = {"archiver": [], "bare": []}

@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from archiver.cli import main
+from archiver.cli.main import main
 
 raise SystemExit(main())

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from archiver.moto_server import MOTO_CREDENTIALS, create_bucket, running_moto_server
+from archiver.local.moto_server import MOTO_CREDENTIALS, create_bucket, running_moto_server
 
 MOTO_PAGE_SIZE = 7
 """Keys per ListObjects page on the test server: small, so every listing test crosses pages."""

@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from archiver.store import Fetched, ListPage, ObjectInfo, ObjectStore, RequestCounts
+from archiver.storage.store import Fetched, ListPage, ObjectInfo, ObjectStore, RequestCounts
 
 # --------------------------------------------------------------------------- crashing store
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from archiver.layout import parse_key
-from archiver.synth import ExpectedArchive
+from archiver.formats.layout import parse_key
+from archiver.local.synth import ExpectedArchive
 
 
 def assert_final_jobs(rows: list[dict[str, Any]], expected: ExpectedArchive) -> None:

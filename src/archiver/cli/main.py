@@ -1,0 +1,349 @@
+"""The `archiver` command line: parse arguments, build settings and stores, run, report.
+
+Exit codes: 0 the run finished (quarantined objects included); 2 bad arguments or
+settings; 3 storage unreachable, missing or denied; 4 the run finished but some
+objects could not be read after retries (they are named; the next run retries them);
+5 `verify` found a gap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+
+import orjson
+
+from archiver import __version__
+from archiver.config import Settings, parse_date, settings_from_env
+from archiver.engine.units import UnitScope, shard_key
+from archiver.errors import ArchiverError, ConfigError, StorageError
+
+if TYPE_CHECKING:
+    from archiver.engine.pipeline import RunReport
+    from archiver.engine.verify import VerifyReport
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_STORAGE = 3
+EXIT_UNREAD = 4
+EXIT_GAP = 5
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="archiver", description="Archive Workato audit-log streams from S3 into Parquet.")
+    parser.add_argument("--version", action="version", version=f"archiver {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    compact = commands.add_parser("compact", help="archive SOURCE into DEST (incremental, exactly once)")
+    compact.add_argument("source", metavar="SOURCE", help="s3://bucket/prefix or a local folder")
+    compact.add_argument("dest", metavar="DEST", help="s3://bucket/prefix or a local folder")
+    _add_window(compact)
+    compact.add_argument("--json", action="store_true", help="print the run report as one JSON object")
+    compact.add_argument("--concurrency", type=_positive, help="GETs in flight (default 64)")
+    scope = compact.add_mutually_exclusive_group()
+    scope.add_argument("--unit", help="process one unit printed by `archiver plan` (day=YYYY-MM-DD or loose)")
+    scope.add_argument("--shard", type=_shard, help="process shard I of N (0-based), e.g. 2/8")
+
+    verify = commands.add_parser("verify", help="prove every source object in the window is archived")
+    verify.add_argument("source", metavar="SOURCE")
+    verify.add_argument("dest", metavar="DEST")
+    _add_window(verify)
+    verify.add_argument("--json", action="store_true", help="print the verify report as one JSON object")
+
+    plan = commands.add_parser("plan", help="print the independent units of work as JSON lines")
+    plan.add_argument("source", metavar="SOURCE")
+    _add_window(plan)
+
+    replay = commands.add_parser("replay", help="replay a folder through an embedded S3 server")
+    replay.add_argument("dir", metavar="DIR", type=Path)
+    replay.add_argument(
+        "--out", type=Path, default=Path("archive"), help="where the archive goes (./archive)"
+    )
+    replay.add_argument("--json", action="store_true")
+
+    synth = commands.add_parser("synth", help="write a realistic synthetic corpus")
+    synth.add_argument("outdir", metavar="OUTDIR", type=Path)
+    synth.add_argument("--jobs", type=_positive, default=2000)
+    synth.add_argument("--seed", type=int, default=0)
+
+    commands.add_parser("demo", help="synth + replay + a short tour of the result")
+    return parser
+
+
+def _add_window(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=_date, help="first layout day, YYYY-MM-DD (inclusive)")
+    parser.add_argument("--until", type=_date, help="last layout day, YYYY-MM-DD (inclusive)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from error
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not I/N: {text!r}") from error
+    if shard[1] < 1 or not 0 <= shard[0] < shard[1]:
+        raise argparse.ArgumentTypeError(f"shard must satisfy 0 <= I < N: {text!r}")
+    return shard
+
+
+def _date(text: str) -> Any:
+    try:
+        return parse_date(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        handler = _HANDLERS[args.command]
+        return handler(args)
+    except ConfigError as error:
+        return _fail(EXIT_USAGE, str(error))
+    except StorageError as error:
+        return _fail(EXIT_STORAGE, str(error))
+    except ArchiverError as error:
+        return _fail(EXIT_STORAGE if error.retryable else EXIT_USAGE, str(error))
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted")
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"archiver: error: {message}", file=sys.stderr)
+    return code
+
+
+def run_quietly(coroutine: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run`, without the tracebacks of connections that died after their request was answered.
+
+    When S3 answers a request early (a 403 to a PutObject sent with `Expect: 100-continue`,
+    say) and closes the connection, aiohttp's task writing the body can end with a
+    connection error that nothing awaits. asyncio prints such errors with a traceback when
+    the task is collected, after the one-line error or the JSON report. The failure that
+    matters has already come through the request itself (and botocore's retries), so these
+    are dropped; anything else still goes to asyncio's default handler.
+    """
+    with asyncio.Runner() as runner:
+        runner.get_loop().set_exception_handler(_drop_orphaned_connection_errors)
+        return runner.run(coroutine)
+
+
+def _drop_orphaned_connection_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    error = context.get("exception")
+    orphaned = context.get("message") == "Task exception was never retrieved"
+    import aiohttp
+
+    if orphaned and isinstance(error, ConnectionError | aiohttp.ClientConnectionError):
+        return
+    loop.default_exception_handler(context)
+
+
+def retries(settings: Settings) -> dict[str, Any]:
+    """How S3 clients retry: the standard AWS variables, else the archiver's defaults."""
+    return {"max_attempts": settings.s3_max_attempts, "retry_mode": settings.s3_retry_mode}
+
+
+def run_settings(args: argparse.Namespace) -> Settings:
+    settings = settings_from_env().with_window(getattr(args, "since", None), getattr(args, "until", None))
+    concurrency = getattr(args, "concurrency", None)
+    if concurrency:
+        settings = replace(settings, concurrency=concurrency)
+    return settings
+
+
+def _compact(args: argparse.Namespace) -> int:
+    settings = run_settings(args)
+    scope = UnitScope(unit=args.unit, shard=args.shard)
+    if args.unit:
+        settings = scope.narrow(settings)
+    report = run_quietly(compact(args.source, args.dest, settings, scope=scope))
+    return emit_report(report, as_json=args.json)
+
+
+async def compact(
+    source_url: str, dest_url: str, settings: Settings, *, scope: UnitScope | None = None
+) -> RunReport:
+    """Open both stores, run the archiver, close the stores."""
+    from archiver.engine.pipeline import archive
+    from archiver.storage.localfs import LocalStore
+    from archiver.storage.location import open_store
+
+    source = await open_store(source_url, concurrency=settings.concurrency, **retries(settings))
+    try:
+        dest = await open_store(dest_url, concurrency=settings.concurrency, create=True, **retries(settings))
+        try:
+            with _progress_bar() as tick:
+                return await archive(
+                    source,
+                    dest,
+                    settings,
+                    unit_filter=None if scope is None or scope.everything else scope.accepts,
+                    progress=tick,
+                    sequential_reads=isinstance(source, LocalStore),
+                )
+        finally:
+            await dest.close()
+    finally:
+        await source.close()
+
+
+def _verify(args: argparse.Namespace) -> int:
+    settings = run_settings(args)
+    report = run_quietly(_run_verify(args.source, args.dest, settings))
+    if args.json:
+        sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
+    else:
+        print(
+            f"checked {report.objects_checked} objects in {report.units} units: "
+            f"{report.objects_archived} archived, {report.objects_quarantined} quarantined; "
+            f"{len(report.not_archived)} not archived, {len(report.stale)} stale, "
+            f"{len(report.missing_files)} missing files, {len(report.orphan_files)} orphan files"
+        )
+    if report.ok:
+        return EXIT_OK
+    problems = report.not_archived + report.stale + report.missing_files + report.orphan_files
+    return _fail(EXIT_GAP, f"the archive has gaps, first: {problems[0]}")
+
+
+async def _run_verify(source_url: str, dest_url: str, settings: Settings) -> VerifyReport:
+    from archiver.engine.verify import verify
+    from archiver.storage.location import open_store
+
+    source = await open_store(source_url, concurrency=settings.concurrency, **retries(settings))
+    try:
+        dest = await open_store(dest_url, concurrency=settings.concurrency, **retries(settings))
+        try:
+            return await verify(source, dest, settings.since, settings.until)
+        finally:
+            await dest.close()
+    finally:
+        await source.close()
+
+
+def _plan(args: argparse.Namespace) -> int:
+    settings = run_settings(args)
+    for line in run_quietly(_run_plan(args.source, settings)):
+        sys.stdout.write(orjson.dumps(line).decode() + "\n")
+    return EXIT_OK
+
+
+async def _run_plan(source_url: str, settings: Settings) -> list[dict[str, object]]:
+    from archiver.engine.walker import Window, plan_source
+    from archiver.storage.location import open_store
+
+    source = await open_store(source_url, concurrency=settings.concurrency, **retries(settings))
+    try:
+        plan = await plan_source(source, Window(settings.since, settings.until))
+    finally:
+        await source.close()
+    lines: list[dict[str, object]] = []
+    for unit in plan.units():
+        prefixes = plan.day_prefixes.get(unit, plan.loose_prefixes)
+        lines.append({"unit": unit, "prefixes": len(prefixes), "shard_key": shard_key(unit)})
+    return lines
+
+
+def emit_report(report: RunReport, *, as_json: bool, out: TextIO | None = None) -> int:
+    stream = out or sys.stdout
+    if as_json:
+        stream.write(orjson.dumps(report.as_dict()).decode() + "\n")
+    else:
+        stream.write(human_summary(report) + "\n")
+    if report.failures:
+        names = ", ".join(failure["key"] for failure in report.failures[:3])
+        more = f" and {len(report.failures) - 3} more" if len(report.failures) > 3 else ""
+        # Say why, not only what: "access denied" and "connection reset" need different fixes.
+        first = report.failures[0].get("error", "unknown error")
+        denied = any(failure.get("kind") == "AccessDeniedError" for failure in report.failures)
+        return _fail(
+            EXIT_STORAGE if denied else EXIT_UNREAD,
+            f"{len(report.failures)} objects could not be read: {names}{more}; first error: {first}",
+        )
+    return EXIT_OK
+
+
+def human_summary(report: RunReport) -> str:
+    rows = report.rows
+    return (
+        f"listed {report.objects_listed} objects: {report.objects_archived} archived, "
+        f"{report.objects_skipped} skipped, {report.objects_quarantined} quarantined, "
+        f"{report.objects_failed} unreadable\n"
+        f"rows: {rows['jobs']} jobs, {rows['job_lines']} job lines, {rows['activity']} activity; "
+        f"{report.files_written} files written in {report.seconds:.1f}s"
+    )
+
+
+class _progress_bar:
+    """A tqdm bar on stderr when stderr is a terminal; otherwise nothing."""
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        self._bar: Any = None
+        if not sys.stderr.isatty() or os.environ.get("ARCHIVER_NO_PROGRESS"):
+            return None
+        from tqdm import tqdm
+
+        self._bar = tqdm(unit="obj", file=sys.stderr, desc="archiving", leave=False)
+        bar = self._bar
+        return lambda count: bar.update(count)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from archiver.local.replay import replay
+
+    settings = run_settings(args)
+    report = replay(args.dir, args.out, settings)
+    code = emit_report(report, as_json=args.json)
+    if not args.json:
+        print(f"archive written to {args.out}")
+    return code
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from archiver.local.synth import write_corpus
+
+    summary = write_corpus(args.outdir, jobs=args.jobs, seed=args.seed)
+    print(f"wrote {summary.objects} objects ({summary.total_bytes} bytes) to {args.outdir}")
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from archiver.local.demo import run_demo
+
+    return run_demo(run_settings(args))
+
+
+_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "compact": _compact,
+    "verify": _verify,
+    "plan": _plan,
+    "replay": _replay,
+    "synth": _synth,
+    "demo": _demo,
+}

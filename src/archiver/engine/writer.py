@@ -1,0 +1,296 @@
+"""Parquet files for one unit of work: explicit schemas, sorted row groups, rolled at a target size.
+
+Rows are buffered per (table, partition) and flushed as sorted row groups to a
+local temporary file; a file is closed once it reaches the target size. Files are
+only handed to storage when complete, so readers never see a partial file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from archiver.formats.records import Row
+from archiver.formats.schema import SORT_KEYS, TABLES
+
+ROW_GROUP_BYTES = 32 * 1024 * 1024
+PAYLOAD_COLUMNS = frozenset({"input", "output", "details", "report", "error", "error_raw", "detail"})
+"""JSON payloads: rarely repeated and possibly megabytes each, so no dictionary encoding."""
+CHUNK_ROWS = 1024
+"""Row dicts are turned into a compact Arrow chunk at least this often."""
+CHUNK_BYTES = 4 * 1024 * 1024
+"""...or once the source objects behind the pending rows weigh this much."""
+
+
+class BufferBudget:
+    """Arrow bytes buffered by every partition writer of a run, with one limit.
+
+    Past the limit the writer holding the most is flushed to its file as a row
+    group, so memory stays bounded however many days and tables are open at once.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._writers: list[PartitionWriter] = []
+
+    def register(self, writer: PartitionWriter) -> None:
+        self._writers.append(writer)
+
+    def unregister(self, writer: PartitionWriter) -> None:
+        if writer in self._writers:
+            self._writers.remove(writer)
+
+    def grow(self, amount: int) -> None:
+        """Account for `amount` more bytes; flush the largest buffers while over the limit."""
+        self.used += amount
+        while self.used > self.limit:
+            largest = max(self._writers, key=lambda writer: writer.buffered_bytes, default=None)
+            if largest is None or largest.buffered_bytes == 0:
+                return
+            largest.flush()
+
+    def shrink(self, amount: int) -> None:
+        self.used -= amount
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenFile:
+    """A finished local Parquet file and the archive key it is destined for."""
+
+    path: Path
+    key: str
+    table: str
+    rows: int
+    bytes: int
+
+
+def _in_order(indices: pa.Array) -> bool:
+    return len(indices) < 2 or bool(
+        pc.all(pc.equal(indices, pa.array(range(len(indices)), indices.type))).as_py()
+    )
+
+
+def partition_dir(table: str, day: dt.date | None) -> str:
+    if table == "quarantine" or day is None:
+        return f"{table}/"
+    return f"{table}/date={day.isoformat()}/"
+
+
+def rows_to_table(rows: list[Row], schema: pa.Schema) -> pa.Table:
+    """Build an Arrow table column by column with the table's explicit types."""
+    arrays = [pa.array([row[name] for row in rows], type=schema.field(name).type) for name in schema.names]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+@dataclass(slots=True)
+class _OpenFile:
+    path: Path
+    key: str
+    writer: pq.ParquetWriter
+    rows: int = 0
+
+
+@dataclass(slots=True)
+class PartitionWriter:
+    """Writes one table's rows for one partition into one or more rolled files."""
+
+    table: str
+    directory: str
+    name_prefix: str
+    workdir: Path
+    target_bytes: int
+    row_group_rows: int
+    compression: str
+    compression_level: int
+    budget: BufferBudget
+    schema: pa.Schema = field(init=False)
+    _rows: list[Row] = field(default_factory=list)
+    _pending_weight: int = 0
+    _tables: list[pa.Table] = field(default_factory=list)
+    _buffered_rows: int = 0
+    buffered_bytes: int = 0
+    _current: _OpenFile | None = None
+    _sequence: int = 0
+    finished: list[WrittenFile] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.schema = TABLES[self.table]
+        self.budget.register(self)
+
+    def current_key(self) -> str:
+        """The key of the file the next rows will land in."""
+        if self._current is None:
+            self._open()
+        assert self._current is not None
+        return self._current.key
+
+    def add_rows(self, rows: list[Row], weight: int) -> str:
+        """Buffer rows; `weight` approximates their size in bytes. Returns their file's key."""
+        key = self.current_key()
+        self._rows.extend(rows)
+        self._pending_weight += weight
+        pending = len(self._rows)
+        if (
+            pending >= CHUNK_ROWS
+            or pending + self._buffered_rows >= self.row_group_rows
+            or self._pending_weight >= CHUNK_BYTES
+        ):
+            self._chunk()
+        return key
+
+    def add_table(self, table: pa.Table) -> str:
+        key = self.current_key()
+        self._hold(table.select(self.schema.names).cast(self.schema))
+        return key
+
+    def _chunk(self) -> None:
+        """Pending row dicts to one Arrow chunk (a fraction of their memory)."""
+        if self._rows:
+            rows, self._rows, self._pending_weight = self._rows, [], 0
+            self._hold(rows_to_table(rows, self.schema))
+
+    def _absorb(self, table: pa.Table) -> None:
+        self._tables.append(table)
+        self._buffered_rows += table.num_rows
+        self.buffered_bytes += table.nbytes
+        self.budget.used += table.nbytes
+
+    def _hold(self, table: pa.Table) -> None:
+        self._absorb(table)
+        if self._buffered_rows >= self.row_group_rows or self.buffered_bytes >= ROW_GROUP_BYTES:
+            self.flush()
+        else:
+            self.budget.grow(0)
+
+    def flush(self) -> None:
+        """Write what is buffered as one sorted row group; roll the file at the target size."""
+        self._flush()
+        if self._current is not None and self._current.path.stat().st_size >= self.target_bytes:
+            self._close_current()
+
+    def _open(self) -> None:
+        name = f"{self.name_prefix}-{self._sequence:04d}.parquet"
+        self._sequence += 1
+        key = f"{self.directory}{name}"
+        path = self.workdir / key.replace("/", "__")
+        writer = pq.ParquetWriter(
+            path,
+            self.schema,
+            compression=self.compression,
+            compression_level=self.compression_level,
+            write_statistics=True,
+            use_dictionary=[name for name in self.schema.names if name not in PAYLOAD_COLUMNS],
+        )
+        self._current = _OpenFile(path=path, key=key, writer=writer)
+
+    def _flush(self) -> None:
+        if self._rows:
+            rows, self._rows, self._pending_weight = self._rows, [], 0
+            self._absorb(rows_to_table(rows, self.schema))
+        if self._buffered_rows == 0:
+            return
+        parts = self._tables
+        table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        order = pc.sort_indices(table, sort_keys=SORT_KEYS[self.table])
+        if not _in_order(order):
+            table = table.take(order)  # a copy: skipped when the rows already arrived sorted
+        if self._current is None:
+            self._open()
+        assert self._current is not None
+        self._current.writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        self._current.rows += table.num_rows
+        self._tables = []
+        self.budget.shrink(self.buffered_bytes)
+        self._buffered_rows = self.buffered_bytes = 0
+
+    def _close_current(self) -> None:
+        current = self._current
+        if current is None:
+            return
+        current.writer.close()
+        self._current = None
+        if current.rows == 0:
+            os.unlink(current.path)
+            return
+        size = current.path.stat().st_size
+        self.finished.append(WrittenFile(current.path, current.key, self.table, current.rows, size))
+
+    def close(self) -> list[WrittenFile]:
+        """Flush what is buffered and close the open file; return every finished file."""
+        self._flush()
+        self._close_current()
+        self.budget.unregister(self)
+        return self.finished
+
+
+@dataclass(slots=True)
+class UnitWriter:
+    """All partition writers of one unit's generation."""
+
+    owner: str
+    generation: int
+    token: str
+    workdir: Path
+    target_bytes: int
+    row_group_rows: int
+    compression: str = "zstd"
+    compression_level: int = 3
+    budget: BufferBudget = field(default_factory=lambda: BufferBudget(256 * 1024 * 1024))
+    _writers: dict[tuple[str, dt.date | None], PartitionWriter] = field(default_factory=dict)
+
+    def writer_for(self, table: str, day: dt.date | None) -> PartitionWriter:
+        slot = (table, None if table == "quarantine" else day)
+        writer = self._writers.get(slot)
+        if writer is None:
+            writer = PartitionWriter(
+                table=table,
+                directory=partition_dir(table, day),
+                name_prefix=f"{self.owner}-g{self.generation:06d}-{self.token}",
+                workdir=self.workdir,
+                target_bytes=self.target_bytes,
+                row_group_rows=self.row_group_rows,
+                compression=self.compression,
+                compression_level=self.compression_level,
+                budget=self.budget,
+            )
+            self._writers[slot] = writer
+        return writer
+
+    def add_rows(self, table: str, day: dt.date | None, rows: list[Row], weight: int) -> str:
+        return self.writer_for(table, day).add_rows(rows, weight)
+
+    def add_table(self, table: str, day: dt.date | None, data: pa.Table) -> str:
+        return self.writer_for(table, day).add_table(data)
+
+    def close(self) -> list[WrittenFile]:
+        files: list[WrittenFile] = []
+        for writer in self._writers.values():
+            files.extend(writer.close())
+        return files
+
+    def abandon(self) -> None:
+        """Close and remove every local file (after a failure)."""
+        for writer in self._writers.values():
+            try:
+                for written in writer.close():
+                    written.path.unlink(missing_ok=True)
+            except Exception:
+                pass
+
+
+def read_day_partition(key: str) -> dt.date | None:
+    """The date of a `table/date=YYYY-MM-DD/name.parquet` key."""
+    for part in key.split("/"):
+        if part.startswith("date="):
+            try:
+                return dt.date.fromisoformat(part[5:])
+            except ValueError:
+                return None
+    return None

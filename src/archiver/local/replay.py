@@ -1,0 +1,77 @@
+"""`archiver replay`: a folder of objects through a real S3 API on loopback, then back to disk.
+
+The folder is uploaded to a bucket on an embedded moto server, `compact` runs
+against it over HTTP exactly as it would against AWS, and the archive bucket is
+copied into a local folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+from archiver.config import Settings
+from archiver.engine.ledger import LEDGER_ROOT
+from archiver.engine.pipeline import RunReport, archive
+from archiver.errors import ConfigError
+from archiver.local.moto_server import MOTO_CREDENTIALS, create_bucket, running_moto_server, upload_tree
+from archiver.storage.localfs import LocalStore
+from archiver.storage.location import open_store
+from archiver.storage.store import ObjectStore
+
+SOURCE_BUCKET = "workato-audit-logs"
+ARCHIVE_BUCKET = "workato-archive"
+
+
+def replay(source_dir: Path, out_dir: Path, settings: Settings) -> RunReport:
+    """Archive `source_dir` through an embedded S3 server into `out_dir`."""
+    if not source_dir.is_dir():
+        raise ConfigError(f"not a folder: {source_dir}")
+    _prepare_output(out_dir)
+    with running_moto_server() as endpoint:
+        create_bucket(endpoint, SOURCE_BUCKET)
+        create_bucket(endpoint, ARCHIVE_BUCKET)
+        upload_tree(endpoint, SOURCE_BUCKET, source_dir)
+        return asyncio.run(_archive_and_download(endpoint, out_dir, settings))
+
+
+def _prepare_output(out_dir: Path) -> None:
+    """Replace an earlier archive in `out_dir`, but never a folder holding something else."""
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not (out_dir / LEDGER_ROOT).is_dir():
+            raise ConfigError(f"{out_dir} exists and does not hold an archive; choose another --out")
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+async def _archive_and_download(endpoint: str, out_dir: Path, settings: Settings) -> RunReport:
+    source = await open_store(
+        f"s3://{SOURCE_BUCKET}/",
+        concurrency=settings.concurrency,
+        endpoint_url=endpoint,
+        credentials=MOTO_CREDENTIALS,
+    )
+    dest = await open_store(
+        f"s3://{ARCHIVE_BUCKET}/",
+        concurrency=settings.concurrency,
+        endpoint_url=endpoint,
+        credentials=MOTO_CREDENTIALS,
+    )
+    try:
+        report = await archive(source, dest, settings)
+        await copy_store(dest, LocalStore(out_dir))
+        return report
+    finally:
+        await source.close()
+        await dest.close()
+
+
+async def copy_store(source: ObjectStore, target: ObjectStore) -> int:
+    """Copy every object of `source` into `target` (a LocalStore refuses keys escaping its folder)."""
+    copied = 0
+    async for page in source.list_pages(""):
+        for info in page.objects:
+            await target.put(info.key, (await source.get(info.key)).body)
+            copied += 1
+    return copied

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from archiver.engine.writer import BufferBudget, UnitWriter, read_day_partition
+from archiver.formats.schema import JOBS, QUARANTINE
+
+
+def _job_row(job_id: str, user: str, recipe: str, started: int) -> dict[str, object]:
+    row: dict[str, object] = dict.fromkeys(JOBS.names)
+    row.update(job_id=job_id, user_id=user, recipe_id=recipe, started_at=started, source_key=f"k/{job_id}")
+    return row
+
+
+def test_rows_land_sorted_in_partitioned_files_with_the_explicit_schema(tmp_path: Path) -> None:
+    # GIVEN rows out of order for one day, and one quarantine row
+    writer = UnitWriter("d20240820", 1, "abcd", tmp_path, target_bytes=1 << 30, row_group_rows=1000)
+    day = dt.date(2024, 8, 20)
+    keys = {
+        writer.add_rows("jobs", day, [_job_row("j-2", "2", "9", 20), _job_row("j-1", "1", "9", 10)], 100),
+        writer.add_rows("jobs", day, [_job_row("j-3", "1", "8", 30)], 100),
+    }
+    quarantine_row = {"source_key": "x", "source_etag": "e", "size": 0, "reason": "empty", "detail": "d"}
+    writer.add_rows("quarantine", day, [quarantine_row], 10)
+    # WHEN the generation is closed
+    files = {written.table: written for written in writer.close()}
+    # THEN each table has one file at the partition's key, sorted by user, recipe, start
+    assert keys == {"jobs/date=2024-08-20/d20240820-g000001-abcd-0000.parquet"}
+    assert files["jobs"].key in keys
+    assert files["quarantine"].key == "quarantine/d20240820-g000001-abcd-0000.parquet"
+    table = pq.read_table(files["jobs"].path)
+    assert table.schema.equals(JOBS)
+    assert table.column("job_id").to_pylist() == ["j-3", "j-1", "j-2"]
+    assert pq.read_table(files["quarantine"].path).schema.equals(QUARANTINE)
+    assert read_day_partition(files["jobs"].key) == day
+
+
+def test_files_roll_at_the_target_size(tmp_path: Path) -> None:
+    # GIVEN a tiny target size and row groups of 10 rows
+    writer = UnitWriter("loose", 2, "ef01", tmp_path, target_bytes=1, row_group_rows=10)
+    day = dt.date(2024, 8, 21)
+    # WHEN 35 rows arrive in batches of 5
+    for batch in range(7):
+        rows = [_job_row(f"j-{batch}-{i}", "1", "1", i) for i in range(5)]
+        writer.add_rows("jobs", day, rows, 10)
+    files = writer.close()
+    # THEN every flushed row group closed a file, and no row was lost
+    assert len(files) == 4
+    assert sum(pq.read_metadata(f.path).num_rows for f in files) == 35
+    assert len({f.key for f in files}) == 4
+
+
+def test_a_shared_budget_bounds_what_all_writers_buffer(tmp_path: Path) -> None:
+    # GIVEN two units' writers sharing a small budget of buffered bytes
+    budget = BufferBudget(200_000)
+    first = UnitWriter("d20240820", 1, "aaaa", tmp_path, 1 << 30, 1_000_000, budget=budget)
+    second = UnitWriter("d20240821", 1, "bbbb", tmp_path, 1 << 30, 1_000_000, budget=budget)
+    day = dt.date(2024, 8, 20)
+    # WHEN both buffer far more rows than the budget holds
+    peak = 0
+    for batch in range(40):
+        for writer in (first, second):
+            rows = [_job_row(f"j-{batch}-{i}", "1", "1", i) for i in range(200)]
+            writer.add_rows("jobs", day, rows, 100)
+            peak = max(peak, budget.used)
+    files = first.close() + second.close()
+    # THEN what is buffered never passes the limit by more than one chunk, and no row is lost
+    assert peak <= 200_000 + 200_000
+    assert budget.used == 0
+    assert sum(pq.read_metadata(f.path).num_rows for f in files) == 2 * 40 * 200
+    assert all(pq.read_metadata(f.path).num_row_groups > 1 for f in files)
