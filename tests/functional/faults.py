@@ -67,6 +67,7 @@ class CrashingStore:
         self, inner: ObjectStore, crash_at: int | None = None, *, before: CallHook | None = None
     ) -> None:
         self.inner = inner
+        self.sequential_reads = inner.sequential_reads
         self.crash_at = crash_at
         self.before = before
         self.calls: list[Call] = []

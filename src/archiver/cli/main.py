@@ -21,12 +21,11 @@ import orjson
 
 from archiver import __version__
 from archiver.config import Settings, parse_date, settings_from_env
-from archiver.engine.units import UnitScope, shard_key
+from archiver.engine.units import UnitScope
 from archiver.errors import ArchiverError, ConfigError, StorageError
 
 if TYPE_CHECKING:
-    from archiver.engine.pipeline import RunReport
-    from archiver.engine.verify import VerifyReport
+    from archiver.engine.api import RunReport, VerifyReport
 
 T = TypeVar("T")
 
@@ -161,11 +160,6 @@ def _drop_orphaned_connection_errors(loop: asyncio.AbstractEventLoop, context: d
     loop.default_exception_handler(context)
 
 
-def retries(settings: Settings) -> dict[str, Any]:
-    """How S3 clients retry: the standard AWS variables, else the archiver's defaults."""
-    return {"max_attempts": settings.s3_max_attempts, "retry_mode": settings.s3_retry_mode}
-
-
 def run_settings(args: argparse.Namespace) -> Settings:
     settings = settings_from_env().with_window(getattr(args, "since", None), getattr(args, "until", None))
     concurrency = getattr(args, "concurrency", None)
@@ -177,8 +171,6 @@ def run_settings(args: argparse.Namespace) -> Settings:
 def _compact(args: argparse.Namespace) -> int:
     settings = run_settings(args)
     scope = UnitScope(unit=args.unit, shard=args.shard)
-    if args.unit:
-        settings = scope.narrow(settings)
     report = run_quietly(compact(args.source, args.dest, settings, scope=scope))
     return emit_report(report, as_json=args.json)
 
@@ -187,27 +179,12 @@ async def compact(
     source_url: str, dest_url: str, settings: Settings, *, scope: UnitScope | None = None
 ) -> RunReport:
     """Open both stores, run the archiver, close the stores."""
-    from archiver.engine.pipeline import archive
-    from archiver.storage.localfs import LocalStore
-    from archiver.storage.location import open_store
+    from archiver.engine import api
 
-    source = await open_store(source_url, concurrency=settings.concurrency, **retries(settings))
-    try:
-        dest = await open_store(dest_url, concurrency=settings.concurrency, create=True, **retries(settings))
-        try:
-            with _progress_bar() as tick:
-                return await archive(
-                    source,
-                    dest,
-                    settings,
-                    unit_filter=None if scope is None or scope.everything else scope.accepts,
-                    progress=tick,
-                    sequential_reads=isinstance(source, LocalStore),
-                )
-        finally:
-            await dest.close()
-    finally:
-        await source.close()
+    async with api.open_stores(source_url, dest_url, settings) as (source, dest):
+        assert dest is not None
+        with _progress_bar() as tick:
+            return await api.compact(source, dest, settings, scope=scope, progress=tick)
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -229,18 +206,11 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 async def _run_verify(source_url: str, dest_url: str, settings: Settings) -> VerifyReport:
-    from archiver.engine.verify import verify
-    from archiver.storage.location import open_store
+    from archiver.engine import api
 
-    source = await open_store(source_url, concurrency=settings.concurrency, **retries(settings))
-    try:
-        dest = await open_store(dest_url, concurrency=settings.concurrency, **retries(settings))
-        try:
-            return await verify(source, dest, settings.since, settings.until)
-        finally:
-            await dest.close()
-    finally:
-        await source.close()
+    async with api.open_stores(source_url, dest_url, settings) as (source, dest):
+        assert dest is not None
+        return await api.verify(source, dest, settings)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -251,19 +221,10 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 async def _run_plan(source_url: str, settings: Settings) -> list[dict[str, object]]:
-    from archiver.engine.walker import Window, plan_source
-    from archiver.storage.location import open_store
+    from archiver.engine import api
 
-    source = await open_store(source_url, concurrency=settings.concurrency, **retries(settings))
-    try:
-        plan = await plan_source(source, Window(settings.since, settings.until))
-    finally:
-        await source.close()
-    lines: list[dict[str, object]] = []
-    for unit in plan.units():
-        prefixes = plan.day_prefixes.get(unit, plan.loose_prefixes)
-        lines.append({"unit": unit, "prefixes": len(prefixes), "shard_key": shard_key(unit)})
-    return lines
+    async with api.open_stores(source_url, None, settings) as (source, _):
+        return [unit.as_dict() for unit in await api.plan(source, None, settings)]
 
 
 def emit_report(report: RunReport, *, as_json: bool, out: TextIO | None = None) -> int:

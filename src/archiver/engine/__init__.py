@@ -1,1 +1,4 @@
-"""TODO"""
+"""The engine: plans units, lists, fetches, parses, resolves versions, writes Parquet and commits.
+
+Entry points use only what `archiver.engine.api` exports.
+"""

@@ -92,6 +92,8 @@ def check_key(key: str) -> list[str]:
 class LocalStore:
     """ObjectStore on a directory; keys are '/'-separated paths relative to it."""
 
+    sequential_reads = True
+
     def __init__(self, root: str | os.PathLike[str], *, page_size: int = 1000):
         """`page_size` entries per listing page (like S3's 1000)."""
         if page_size < 1:

@@ -212,6 +212,8 @@ class S3Store:
     `async with`. It belongs to the event loop that first used it.
     """
 
+    sequential_reads = False
+
     def __init__(
         self,
         bucket: str,

@@ -60,6 +60,8 @@ class ObjectStore(Protocol):
     """List, get, conditional put, delete: all the archiver ever asks of storage."""
 
     counts: RequestCounts
+    sequential_reads: bool
+    """True where a read never waits on a network (a local folder): one read at a time is fastest."""
 
     @property
     def url(self) -> str:

@@ -57,6 +57,7 @@ class RecordingStore:
 
     def __init__(self, inner: ObjectStore) -> None:
         self.inner = inner
+        self.sequential_reads = inner.sequential_reads
         self.counts: RequestCounts = inner.counts  # the same object: the report sees the real counts
         self.listed: list[Listing] = []
         self.read: list[str] = []
