@@ -32,6 +32,10 @@ class Settings:
     progress: bool = False
     s3_max_attempts: int = 8
     s3_retry_mode: str = "standard"
+    unit_max_objects: int = 20_000
+    retire_grace_seconds: int = 1800
+    parse_workers: int = 0
+    time_reserve_seconds: int = 90
 
     def with_window(self, since: dt.date | None, until: dt.date | None) -> Settings:
         if since and until and since > until:
@@ -50,7 +54,12 @@ _INT_VARIABLES = {
     "ARCHIVER_LOOKBACK_DAYS": "lookback_days",
     "ARCHIVER_MAX_SMALL_FILES": "max_small_files",
     "ARCHIVER_COMPRESSION_LEVEL": "compression_level",
+    "ARCHIVER_UNIT_MAX_OBJECTS": "unit_max_objects",
+    "ARCHIVER_RETIRE_GRACE_SECONDS": "retire_grace_seconds",
+    "ARCHIVER_PARSE_WORKERS": "parse_workers",
+    "ARCHIVER_TIME_RESERVE_SECONDS": "time_reserve_seconds",
 }
+_MAY_BE_ZERO = frozenset({"lookback_days", "retire_grace_seconds", "parse_workers", "time_reserve_seconds"})
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
@@ -65,7 +74,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
             values[name] = int(raw)
         except ValueError as error:
             raise ConfigError(f"{variable} must be a whole number, got {raw!r}") from error
-        if values[name] < (0 if name == "lookback_days" else 1):
+        if values[name] < (0 if name in _MAY_BE_ZERO else 1):
             raise ConfigError(f"{variable} must be positive, got {raw!r}")
     settings = replace(Settings(), **values)  # type: ignore[arg-type]
     # The standard AWS variables, so the archiver's defaults never override what a user set.

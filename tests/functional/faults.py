@@ -109,6 +109,10 @@ class CrashingStore:
         self._call("get", key)
         return await self.inner.get(key)
 
+    async def get_file(self, key: str, path: Path) -> str:
+        self._call("get", key)
+        return await self.inner.get_file(key, path)
+
     async def head(self, key: str) -> ObjectInfo | None:
         self._call("head", key)
         return await self.inner.head(key)

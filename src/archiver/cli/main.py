@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = commands.add_parser("plan", help="print the independent units of work as JSON lines")
     plan.add_argument("source", metavar="SOURCE")
+    plan.add_argument(
+        "dest",
+        metavar="DEST",
+        nargs="?",
+        help="the archive: its recorded split of each day is used (and a new day's is recorded)",
+    )
     _add_window(plan)
 
     replay = commands.add_parser("replay", help="replay a folder through an embedded S3 server")
@@ -215,16 +221,16 @@ async def _run_verify(source_url: str, dest_url: str, settings: Settings) -> Ver
 
 def _plan(args: argparse.Namespace) -> int:
     settings = run_settings(args)
-    for line in run_quietly(_run_plan(args.source, settings)):
+    for line in run_quietly(_run_plan(args.source, args.dest, settings)):
         sys.stdout.write(orjson.dumps(line).decode() + "\n")
     return EXIT_OK
 
 
-async def _run_plan(source_url: str, settings: Settings) -> list[dict[str, object]]:
+async def _run_plan(source_url: str, dest_url: str | None, settings: Settings) -> list[dict[str, object]]:
     from archiver.engine import api
 
-    async with api.open_stores(source_url, None, settings) as (source, _):
-        return [unit.as_dict() for unit in await api.plan(source, None, settings)]
+    async with api.open_stores(source_url, dest_url, settings) as (source, dest):
+        return [unit.as_dict() for unit in await api.plan(source, dest, settings)]
 
 
 def emit_report(report: RunReport, *, as_json: bool, out: TextIO | None = None) -> int:
@@ -234,16 +240,26 @@ def emit_report(report: RunReport, *, as_json: bool, out: TextIO | None = None) 
     else:
         stream.write(human_summary(report) + "\n")
     if report.failures:
-        names = ", ".join(failure["key"] for failure in report.failures[:3])
-        more = f" and {len(report.failures) - 3} more" if len(report.failures) > 3 else ""
-        # Say why, not only what: "access denied" and "connection reset" need different fixes.
-        first = report.failures[0].get("error", "unknown error")
-        denied = any(failure.get("kind") == "AccessDeniedError" for failure in report.failures)
-        return _fail(
-            EXIT_STORAGE if denied else EXIT_UNREAD,
-            f"{len(report.failures)} objects could not be read: {names}{more}; first error: {first}",
-        )
+        return _fail(_failure_code(report.failures), _failure_line(report.failures))
     return EXIT_OK
+
+
+def _failure_code(failures: list[dict[str, str]]) -> int:
+    """3 when a permission or the endpoint is the cause (fix the setup), else 4 (retry later)."""
+    kinds = {failure.get("kind") for failure in failures}
+    return EXIT_STORAGE if kinds & {"AccessDeniedError", "EndpointError"} else EXIT_UNREAD
+
+
+def _failure_line(failures: list[dict[str, str]]) -> str:
+    """One line naming the first few objects and units not done, and the first reason (what to fix)."""
+    keys = [failure["key"] for failure in failures if "key" in failure]
+    units = [failure["unit"] for failure in failures if "unit" in failure]
+    parts: list[str] = []
+    for names, noun in ((keys, "objects could not be read"), (units, "units could not be archived")):
+        if names:
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            parts.append(f"{len(names)} {noun}: {', '.join(names[:3])}{more}")
+    return f"{'; '.join(parts)}; first error: {failures[0].get('error', 'unknown error')}"
 
 
 def human_summary(report: RunReport) -> str:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from archiver.config import Settings
-from archiver.engine.layout_units import units_of_keys
-from archiver.engine.pipeline import ProgressHook, RunReport, archive
+from archiver.engine.context import ProgressHook
+from archiver.engine.planner import PlannedUnit, plan_units
+from archiver.engine.report import RunReport
+from archiver.engine.run import Clock, Run, utc_now
 from archiver.engine.units import UnitScope, shard_key
 from archiver.engine.verify import VerifyReport
 from archiver.engine.verify import verify as verify_window
-from archiver.engine.walker import Window, plan_source
 from archiver.storage.location import open_store
 from archiver.storage.store import ObjectStore
 
@@ -29,22 +29,9 @@ __all__ = [
     "compact_keys",
     "open_stores",
     "plan",
+    "shard_key",
     "verify",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedUnit:
-    """One independent unit of work, as `plan` prints it and `compact --unit` takes it."""
-
-    unit: str
-    objects: int | None = None
-
-    def as_dict(self) -> dict[str, object]:
-        line: dict[str, object] = {"unit": self.unit, "shard_key": shard_key(self.unit)}
-        if self.objects is not None:
-            line["objects"] = self.objects
-        return line
 
 
 @asynccontextmanager
@@ -84,32 +71,46 @@ async def compact(
     scope: UnitScope | None = None,
     progress: ProgressHook | None = None,
     time_left: Callable[[], float] | None = None,
+    clock: Clock = utc_now,
 ) -> RunReport:
-    """Archive the settings' window (or the lookback) of `source` into `dest`, exactly once."""
+    """Archive the settings' window (or the lookback) of `source` into `dest`, exactly once.
+
+    With `time_left` (seconds), no new unit starts once less than the settings'
+    reserve is left; the report's `units_left` names what the next run continues.
+    """
     if scope is not None and scope.unit:
         settings = scope.narrow(settings)
-    return await archive(
-        source,
-        dest,
-        settings,
-        unit_filter=None if scope is None or scope.everything else scope.accepts,
-        progress=progress,
-        sequential_reads=source.sequential_reads,
-    )
+    run = Run(source, dest, settings, scope=scope, progress=progress, time_left=time_left, clock=clock)
+    return await run.run()
 
 
 async def compact_keys(
-    source: ObjectStore, dest: ObjectStore, settings: Settings, keys: Sequence[str]
+    source: ObjectStore,
+    dest: ObjectStore,
+    settings: Settings,
+    keys: Sequence[str],
+    *,
+    clock: Clock = utc_now,
 ) -> RunReport:
-    """Archive the units that hold `keys` (event-driven runs: keys from S3 notifications)."""
-    units = units_of_keys(keys)
-    return await archive(source, dest, settings, unit_filter=units.__contains__)
+    """Archive the given source keys (from S3 event notifications) without listing their days.
+
+    Keys that are gone or not JSON are counted as skipped. Keys that could not be
+    archived are in the report's `failures` (by key, or by the unit that failed)
+    and in `unarchived_keys`.
+    """
+    run = Run(source, dest, settings, clock=clock)
+    return await run.run_keys(list(keys))
 
 
 async def plan(source: ObjectStore, dest: ObjectStore | None, settings: Settings) -> list[PlannedUnit]:
-    """The units of the settings' window, each small enough for one worker."""
-    source_plan = await plan_source(source, Window(settings.since, settings.until))
-    return [PlannedUnit(unit) for unit in source_plan.units()]
+    """The units of the settings' window, each small enough for one worker.
+
+    With `dest`, the split of every day is read from (or, for a day planned for the
+    first time, recorded in) the archive's ledger, so the names are the ones
+    `compact --unit` and every later run use. Without it, each root is printed
+    whole with its object count.
+    """
+    return await plan_units(source, dest, settings)
 
 
 async def verify(source: ObjectStore, dest: ObjectStore, settings: Settings) -> VerifyReport:

@@ -18,14 +18,24 @@ from archiver.errors import ArchiverError
 from archiver.storage.store import Fetched, ObjectInfo, ObjectStore
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FetchResult:
-    """The body of a listed object, or why it was not read: an error, or its size."""
+    """The body of a listed object, or why it was not read: an error, or its size.
+
+    The body's bytes count against the run's byte budget until `release()` is
+    called, which the consumer does once the body is parsed.
+    """
 
     info: ObjectInfo
     fetched: Fetched | None = None
     error: ArchiverError | None = None
     oversized: bool = False
+    budget: ByteBudget | None = None
+
+    def release(self) -> None:
+        if self.budget is not None:
+            self.budget.release(self.info.size)
+            self.budget = None
 
 
 class ByteBudget:
@@ -49,8 +59,9 @@ class ByteBudget:
             await self._released.wait()
 
     def release(self, amount: int) -> None:
-        self.used -= amount
-        self._released.set()
+        if amount:
+            self.used -= amount
+            self._released.set()
 
 
 async def _read(store: ObjectStore, info: ObjectInfo) -> FetchResult:
@@ -76,8 +87,9 @@ async def fetch_in_order(
     """Yield every object's FetchResult in the order given.
 
     At most `concurrency` requests of this stream and `budget` bytes of the whole
-    run are in flight. Objects larger than `max_object_bytes` are never read: they
-    come back `oversized`. `sequential` skips task scheduling for stores whose
+    run are in flight or being parsed: the consumer calls `release()` on each
+    result once it has parsed it. Objects larger than `max_object_bytes` are
+    never read: they come back `oversized`. `sequential` skips task scheduling for stores whose
     reads do not block (a local folder), where one task per file would cost more
     than the read itself.
     """
@@ -107,7 +119,7 @@ async def fetch_in_order(
             info, task = pending.popleft()
             result = await task
             if not result.oversized:
-                budget.release(info.size)
+                result.budget = budget  # the consumer releases it once parsed
             yield result
     finally:
         for info, task in pending:

@@ -1,17 +1,20 @@
-"""What the archive knows about itself: one ledger per unit of work, kept under `_archiver/`.
+"""What the archive knows about itself: one ledger per unit of work, kept under `_archiver/units/`.
 
-A unit is one source day (`day=YYYY-MM-DD`, every object whose key sits in that
-day's folders) or `loose` (JSON objects outside the documented key layout).
-Each unit has:
+Each unit (see `units.py`) has:
 
-- `head.json`, the commit point: the generation number, the data files that make
-  up the unit's rows, the source index that belongs to them, and files that a
-  superseded generation left to delete. It is only ever replaced with a
-  conditional write, so of two writers exactly one wins.
-- an immutable source index (Parquet): one entry per source object the unit holds,
-  by (key, ETag), with what it contributed and which data files hold its rows.
-- `seen-<fingerprint>` markers: a listing whose fingerprint has a marker is fully
-  archived, so a rerun can tell from a LIST alone that there is nothing to do.
+- `head.json`, the commit point, only ever replaced with a conditional write so
+  that of two writers exactly one wins. It names the unit's key range, its
+  children once it is sealed, the data files that hold its rows, the index
+  segments that describe its source objects, and files retired by earlier
+  commits that wait out a grace period before they are deleted.
+- index segments (Parquet): one entry per (source object, job) the commit added or
+  changed. A commit writes one new segment with what it touched, so its cost
+  follows the new work; segments are merged in bounded, size-tiered steps. For
+  each source key the newest segment that mentions it holds its complete set of
+  entries.
+- `intent-*` records written before a commit's uploads (a crash leaves one
+  naming the files to remove) and `seen-*` markers: a scope whose listing has a
+  marker is fully archived, so a rerun can tell from a LIST alone.
 
 All of this is pure: encoding and decoding, no storage calls.
 """
@@ -19,6 +22,7 @@ All of this is pure: encoding and decoding, no storage calls.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import hashlib
 import io
 from collections.abc import Iterable
@@ -28,24 +32,36 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from archiver.engine.units import day_unit, unit_day
+from archiver.engine.units import unit_owner
 from archiver.engine.versions import Rank
 
 LEDGER_ROOT = "_archiver/units/"
 WATERMARK_ROOT = "_archiver/complete/"
 HEAD_NAME = "head.json"
 SEEN_PREFIX = "seen-"
-FORMAT_VERSION = 1
+INTENT_PREFIX = "intent-"
+SEGMENT_PREFIX = "index-"
+FORMAT_VERSION = 2
+LINEAGE = 32
+"""Commit tokens a head remembers, so a writer whose answer was lost can recognise its own commit."""
 
-OUTCOME_JOB = "job"
-OUTCOME_SUPERSEDED = "superseded"
-OUTCOME_ACTIVITY = "activity"
-OUTCOME_QUARANTINE = "quarantine"
+
+class Outcome(enum.StrEnum):
+    """What one source object contributed to the archive."""
+
+    JOB = "job"
+    SUPERSEDED = "superseded"
+    ACTIVITY = "activity"
+    QUARANTINE = "quarantine"
+
+
+class LedgerFormatError(ValueError):
+    """A ledger object that this version cannot read."""
 
 
 def watermark_key(day: dt.date) -> str:
     """Marks that a complete run (no window, no unit filter, nothing unread) covered the source to `day`."""
-    return f"{WATERMARK_ROOT}{day_unit(day)}"
+    return f"{WATERMARK_ROOT}day={day.isoformat()}"
 
 
 def unit_prefix(unit: str) -> str:
@@ -60,10 +76,30 @@ def seen_key(unit: str, fingerprint: str) -> str:
     return f"{unit_prefix(unit)}{SEEN_PREFIX}{fingerprint}"
 
 
+def intent_key(unit: str, generation: int, token: str) -> str:
+    return f"{unit_prefix(unit)}{INTENT_PREFIX}g{generation:06d}-{token}.json"
+
+
+def segment_key(unit: str, generation: int, token: str) -> str:
+    return f"{unit_prefix(unit)}{SEGMENT_PREFIX}g{generation:06d}-{token}.parquet"
+
+
+def file_generation(key: str) -> int | None:
+    """The generation an intent record or index segment was written for, from its name."""
+    name = key.rsplit("/", 1)[-1]
+    for prefix in (INTENT_PREFIX, SEGMENT_PREFIX):
+        if name.startswith(prefix + "g"):
+            digits = name[len(prefix) + 1 : len(prefix) + 7]
+            return int(digits) if digits.isdigit() else None
+    return None
+
+
+intent_generation = file_generation
+
+
 def file_owner(unit: str) -> str:
-    """The prefix of the data-file names a unit owns, e.g. `d20240820` or `loose`."""
-    day = unit_day(unit)
-    return f"d{day:%Y%m%d}" if day else unit
+    """The prefix of the data-file names a unit owns, e.g. `d20240820` or `d20240820.3`."""
+    return unit_owner(unit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,32 +112,62 @@ class FileRef:
     bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class SegmentRef:
+    """One index segment of a unit and how many entries it holds."""
+
+    key: str
+    entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class Retired:
+    """A data file a commit stopped referring to, deleted once `since_us` is older than the grace period."""
+
+    key: str
+    since_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    """A sealed unit's child: it covers keys from `lo` up to the next child's `lo`."""
+
+    unit: str
+    lo: str
+
+
 @dataclass(slots=True)
 class Head:
     """The committed state of a unit."""
 
     unit: str
     generation: int = 0
-    index_key: str | None = None
+    lo: str | None = None
+    hi: str | None = None
+    children: list[Child] = field(default_factory=list)
+    segments: list[SegmentRef] = field(default_factory=list)
     files: list[FileRef] = field(default_factory=list)
-    obsolete: list[str] = field(default_factory=list)
+    retired: list[Retired] = field(default_factory=list)
+    lineage: list[str] = field(default_factory=list)
+
+    @property
+    def sealed(self) -> bool:
+        """A sealed unit takes no new job folders: they go to its children."""
+        return bool(self.children)
+
+    @property
+    def held(self) -> int:
+        """Index entries across segments: an upper bound of the source objects the unit holds."""
+        return sum(segment.entries for segment in self.segments)
 
     def file_keys(self) -> set[str]:
         return {ref.key for ref in self.files}
 
+    def ledger_keys(self) -> set[str]:
+        return {segment.key for segment in self.segments}
 
-@dataclass(slots=True)
-class IndexEntry:
-    """One source object the unit holds, identified by (key, ETag)."""
-
-    key: str
-    etag: str
-    size: int
-    outcome: str
-    job_id: str | None = None
-    day: dt.date | None = None
-    rank: Rank | None = None
-    files: tuple[str, ...] = ()
+    def contains(self, folder: str) -> bool:
+        return (self.lo is None or folder >= self.lo) and (self.hi is None or folder < self.hi)
 
 
 def encode_head(head: Head) -> bytes:
@@ -110,28 +176,62 @@ def encode_head(head: Head) -> bytes:
             "format": FORMAT_VERSION,
             "unit": head.unit,
             "generation": head.generation,
-            "index": head.index_key,
-            "files": [
-                {"key": ref.key, "table": ref.table, "rows": ref.rows, "bytes": ref.bytes}
-                for ref in head.files
-            ],
-            "obsolete": head.obsolete,
+            "lo": head.lo,
+            "hi": head.hi,
+            "children": [{"unit": child.unit, "lo": child.lo} for child in head.children],
+            "segments": [{"key": s.key, "entries": s.entries} for s in head.segments],
+            "files": [{"key": f.key, "table": f.table, "rows": f.rows, "bytes": f.bytes} for f in head.files],
+            "retired": [{"key": r.key, "since_us": r.since_us} for r in head.retired],
+            "lineage": head.lineage,
         },
         option=orjson.OPT_INDENT_2,
     )
 
 
 def decode_head(data: bytes) -> Head:
-    raw = orjson.loads(data)
-    if raw.get("format") != FORMAT_VERSION:
-        raise ValueError(f"unsupported ledger format {raw.get('format')!r}")
-    return Head(
-        unit=raw["unit"],
-        generation=int(raw["generation"]),
-        index_key=raw.get("index"),
-        files=[FileRef(f["key"], f["table"], int(f["rows"]), int(f["bytes"])) for f in raw.get("files", [])],
-        obsolete=list(raw.get("obsolete", [])),
-    )
+    """A head, or LedgerFormatError naming what is wrong (never the content)."""
+    try:
+        raw = orjson.loads(data)
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT_VERSION:
+            found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+            raise LedgerFormatError(f"unsupported ledger head format {found!r}")
+        return Head(
+            unit=str(raw["unit"]),
+            generation=int(raw["generation"]),
+            lo=raw.get("lo"),
+            hi=raw.get("hi"),
+            children=[Child(str(c["unit"]), str(c["lo"])) for c in raw.get("children", [])],
+            segments=[SegmentRef(str(s["key"]), int(s["entries"])) for s in raw.get("segments", [])],
+            files=[
+                FileRef(f["key"], f["table"], int(f["rows"]), int(f["bytes"])) for f in raw.get("files", [])
+            ],
+            retired=[Retired(str(r["key"]), int(r["since_us"])) for r in raw.get("retired", [])],
+            lineage=[str(token) for token in raw.get("lineage", [])],
+        )
+    except LedgerFormatError:
+        raise
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise LedgerFormatError(f"malformed ledger head ({type(error).__name__})") from None
+
+
+@dataclass(slots=True)
+class IndexEntry:
+    """One source object the unit holds, identified by (key, ETag); one entry per job it describes."""
+
+    key: str
+    etag: str
+    size: int
+    outcome: Outcome
+    user_id: str | None = None
+    job_id: str | None = None
+    day: dt.date | None = None
+    rank: Rank | None = None
+    files: tuple[str, ...] = ()
+
+    @property
+    def job(self) -> tuple[str, str] | None:
+        """The job this entry describes, as (user_id, job_id)."""
+        return None if self.job_id is None else (self.user_id or "", self.job_id)
 
 
 INDEX_SCHEMA = pa.schema(
@@ -140,6 +240,7 @@ INDEX_SCHEMA = pa.schema(
         ("etag", pa.string()),
         ("size", pa.int64()),
         ("outcome", pa.string()),
+        ("user_id", pa.string()),
         ("job_id", pa.string()),
         ("day", pa.date32()),
         ("terminal", pa.bool_()),
@@ -152,15 +253,16 @@ INDEX_SCHEMA = pa.schema(
 
 
 def encode_index(entries: Iterable[IndexEntry]) -> bytes:
-    """The source index as zstd Parquet, sorted by key."""
-    ordered = sorted(entries, key=lambda entry: (entry.key, entry.job_id or ""))
+    """One index segment as zstd Parquet, sorted by key."""
+    ordered = sorted(entries, key=lambda entry: (entry.key, entry.user_id or "", entry.job_id or ""))
     ranks = [entry.rank for entry in ordered]
     table = pa.Table.from_arrays(
         [
             pa.array([e.key for e in ordered], pa.string()),
             pa.array([e.etag for e in ordered], pa.string()),
             pa.array([e.size for e in ordered], pa.int64()),
-            pa.array([e.outcome for e in ordered], pa.string()),
+            pa.array([str(e.outcome) for e in ordered], pa.string()),
+            pa.array([e.user_id for e in ordered], pa.string()),
             pa.array([e.job_id for e in ordered], pa.string()),
             pa.array([e.day for e in ordered], pa.date32()),
             pa.array([r.terminal if r else None for r in ranks], pa.bool_()),
@@ -177,24 +279,27 @@ def encode_index(entries: Iterable[IndexEntry]) -> bytes:
 
 
 def decode_index(data: bytes) -> list[IndexEntry]:
-    table = pq.read_table(io.BytesIO(data))
-    columns = {name: table.column(name).to_pylist() for name in INDEX_SCHEMA.names}
+    """The entries of one segment, or LedgerFormatError."""
+    try:
+        table = pq.read_table(io.BytesIO(data))
+        columns = {name: table.column(name).to_pylist() for name in INDEX_SCHEMA.names}
+    except (pa.ArrowException, KeyError, OSError) as error:
+        raise LedgerFormatError(f"malformed index segment ({type(error).__name__})") from None
     entries: list[IndexEntry] = []
     for i, key in enumerate(columns["key"]):
         terminal = columns["terminal"][i]
-        rank = (
-            None
-            if terminal is None
-            else Rank(
+        rank = None
+        if terminal is not None:
+            rank = Rank(
                 terminal, columns["completed_us"][i], columns["stamp_us"][i], columns["modified_us"][i], key
             )
-        )
         entries.append(
             IndexEntry(
                 key=key,
                 etag=columns["etag"][i],
                 size=columns["size"][i],
-                outcome=columns["outcome"][i],
+                outcome=Outcome(columns["outcome"][i]),
+                user_id=columns["user_id"][i],
                 job_id=columns["job_id"][i],
                 day=columns["day"][i],
                 rank=rank,
@@ -204,12 +309,23 @@ def decode_index(data: bytes) -> list[IndexEntry]:
     return entries
 
 
+class Fingerprint:
+    """A running digest of (key, ETag) pairs in key order: equal digests mean equal listings."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self.count = 0
+
+    def add(self, key: str, etag: str) -> None:
+        self._digest.update(f"{key}\0{etag}\n".encode())
+        self.count += 1
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()[:32]
+
+
 def listing_fingerprint(pairs: Iterable[tuple[str, str]]) -> str:
-    """A digest of (key, ETag) pairs in key order: equal digests mean equal listings."""
-    digest = hashlib.sha256()
+    fingerprint = Fingerprint()
     for key, etag in pairs:
-        digest.update(key.encode())
-        digest.update(b"\0")
-        digest.update(etag.encode())
-        digest.update(b"\n")
-    return digest.hexdigest()[:32]
+        fingerprint.add(key, etag)
+    return fingerprint.hexdigest()

@@ -1,11 +1,12 @@
 """`archiver verify`: prove a window of the source is fully archived, from LISTs and the ledgers alone.
 
-Every JSON object in the window must be held by its unit's source index under
-the same ETag (archived, superseded by a later state of its job, or quarantined),
-and every data file a ledger names must exist. Data files no ledger names are
-reported as orphans. Source objects are never read, so verifying costs LISTs and
-one GET per unit ledger. A clean verify is what makes it safe to let a lifecycle
-rule expire the raw JSON.
+Every JSON object in the window must be held by the index of the unit it routes
+to, under the same ETag (archived, superseded by a later state of its job, or
+quarantined), and every data file a ledger names must exist. Data files of the
+verified units that no ledger names are orphans; files retired by a recent
+commit and waiting out their grace period are not. Source objects are never
+read, so verifying costs LISTs and the ledgers' GETs. A clean verify is what
+makes it safe to let a lifecycle rule expire the raw JSON.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from archiver.engine import ledger
-from archiver.engine.ledger import Head
-from archiver.engine.pipeline import load_head, load_index
-from archiver.engine.units import unit_day
-from archiver.engine.walker import Window, list_unit, plan_source
+from archiver.engine.index import UnitIndex, read_index
+from archiver.engine.ledger import Outcome
+from archiver.engine.listing import Window, iter_root, plan_source
+from archiver.engine.routing import load_tree
+from archiver.engine.tree import UnitTree
+from archiver.engine.units import folder_of, unit_day
 from archiver.formats.layout import is_json_key
 from archiver.formats.schema import PARTITIONED_TABLES
 from archiver.storage.store import ObjectStore
@@ -45,6 +48,9 @@ class VerifyReport:
     def ok(self) -> bool:
         return not (self.not_archived or self.stale or self.missing_files or self.orphan_files)
 
+    def problems(self) -> list[str]:
+        return self.not_archived + self.stale + self.missing_files + self.orphan_files
+
     def as_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok,
@@ -68,6 +74,26 @@ class VerifyReport:
         }
 
 
+class _Indexes:
+    """Indexes of the unit being checked and of sealed ones; a leaf's is dropped when the next one starts."""
+
+    def __init__(self, dest: ObjectStore, tree: UnitTree) -> None:
+        self.dest = dest
+        self.tree = tree
+        self.cache: dict[str, UnitIndex] = {}
+        self.leaf: str | None = None
+
+    async def of(self, unit: str) -> UnitIndex:
+        head = self.tree.state(unit).head
+        if not head.sealed and unit != self.leaf:
+            if self.leaf is not None:
+                self.cache.pop(self.leaf, None)
+            self.leaf = unit
+        if unit not in self.cache:
+            self.cache[unit] = await read_index(self.dest, head)
+        return self.cache[unit]
+
+
 async def verify(
     source: ObjectStore, dest: ObjectStore, since: dt.date | None = None, until: dt.date | None = None
 ) -> VerifyReport:
@@ -75,38 +101,49 @@ async def verify(
     window = {"since": since.isoformat() if since else None, "until": until.isoformat() if until else None}
     report = VerifyReport(window=window)
     plan = await plan_source(source, Window(since, until))
-    heads: dict[str, Head] = {}
-    for unit in plan.units():
+    trees: list[UnitTree] = []
+    for root in plan.roots():
         report.units += 1
-        head, head_etag = await load_head(dest, unit)
-        index = await load_index(dest, head)
-        if head_etag is not None:
-            heads[unit] = head
-        for info in await list_unit(source, plan, unit):
+        tree = await load_tree(dest, root, await _units_of_root(dest, root))
+        trees.append(tree)
+        indexes = _Indexes(dest, tree)
+        async for info in iter_root(source, plan, root):
             if not is_json_key(info.key):
                 report.objects_skipped += 1
                 continue
             report.objects_checked += 1
-            entries = index.get(info.key)
+            entries = (await indexes.of(tree.route(folder_of(info.key)))).get(info.key)
             if not entries:
                 report.not_archived.append(info.key)
             elif entries[0].etag != info.etag:
                 report.stale.append(info.key)
-            elif entries[0].outcome == ledger.OUTCOME_QUARANTINE:
+            elif entries[0].outcome is Outcome.QUARANTINE:
                 report.objects_quarantined += 1
             else:
                 report.objects_archived += 1
-    await _check_files(dest, heads, report)
+    await _check_files(dest, trees, report)
     return report
 
 
-async def _check_files(dest: ObjectStore, heads: dict[str, Head], report: VerifyReport) -> None:
-    """Every referenced file exists; every data file in the checked partitions is referenced."""
-    referenced = {ref.key for head in heads.values() for ref in head.files}
-    folders = {ref.key.rsplit("/", 1)[0] + "/" for head in heads.values() for ref in head.files}
-    owners = {ledger.file_owner(unit) for unit in heads}
-    for unit in heads:
-        day = unit_day(unit)
+async def _units_of_root(dest: ObjectStore, root: str) -> list[str]:
+    units: set[str] = set()
+    async for page in dest.list_pages(f"{ledger.LEDGER_ROOT}{root}"):
+        for info in page.objects:
+            unit = info.key[len(ledger.LEDGER_ROOT) :].split("/", 1)[0]
+            if unit == root or unit.startswith(root + "."):
+                units.add(unit)
+    return sorted(units)
+
+
+async def _check_files(dest: ObjectStore, trees: list[UnitTree], report: VerifyReport) -> None:
+    """Every referenced file exists; every data file of the verified units is referenced (or retired)."""
+    heads = [state.head for tree in trees for state in tree.states.values() if state.etag is not None]
+    referenced = {ref.key for head in heads for ref in head.files}
+    retired = {item.key for head in heads for item in head.retired}
+    folders = {key.rsplit("/", 1)[0] + "/" for key in referenced | retired}
+    owners = {ledger.file_owner(head.unit) for head in heads}
+    for tree in trees:
+        day = unit_day(tree.root)
         if day is not None:
             folders.update(f"{table}/date={day.isoformat()}/" for table in PARTITIONED_TABLES)
     folders.add("quarantine/")
@@ -117,5 +154,5 @@ async def _check_files(dest: ObjectStore, heads: dict[str, Head], report: Verify
     report.files_checked = len(referenced)
     report.missing_files = sorted(referenced - present)
     report.orphan_files = sorted(
-        key for key in present - referenced if key.rsplit("/", 1)[-1].split("-", 1)[0] in owners
+        key for key in present - referenced - retired if key.rsplit("/", 1)[-1].split("-", 1)[0] in owners
     )

@@ -12,8 +12,9 @@ import shutil
 from pathlib import Path
 
 from archiver.config import Settings
+from archiver.engine import api
+from archiver.engine.api import RunReport
 from archiver.engine.ledger import LEDGER_ROOT
-from archiver.engine.pipeline import RunReport, archive
 from archiver.errors import ConfigError
 from archiver.local.moto_server import MOTO_CREDENTIALS, create_bucket, running_moto_server, upload_tree
 from archiver.storage.localfs import LocalStore
@@ -59,7 +60,7 @@ async def _archive_and_download(endpoint: str, out_dir: Path, settings: Settings
         credentials=MOTO_CREDENTIALS,
     )
     try:
-        report = await archive(source, dest, settings)
+        report = await api.compact(source, dest, settings)
         await copy_store(dest, LocalStore(out_dir))
         return report
     finally:

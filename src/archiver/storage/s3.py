@@ -66,6 +66,7 @@ _SESSION_ARGUMENTS = frozenset(
     {"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "region_name", "profile_name"}
 )
 DELETE_BATCH = 1000
+STREAM_CHUNK_BYTES = 1024 * 1024
 """DeleteObjects takes at most 1000 keys per request."""
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -434,6 +435,29 @@ class S3Store:
                 continue
             self.counts.bytes_read += len(body)
             return Fetched(key=key, etag=_strip_etag(response.get("ETag")), body=bytes(body))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def get_file(self, key: str, path: Path) -> str:
+        """GetObject streamed to `path` in chunks; a cut stream is re-requested from the start."""
+        client = await self._get_client()
+        for attempt in range(1, self._body_attempts + 1):
+            self.counts.get += 1
+            try:
+                response = await client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+            except Exception as error:
+                raise self._error(error, "read", key) from None
+            try:
+                with path.open("wb") as handle:
+                    async with response["Body"] as stream:
+                        while chunk := await stream.read(STREAM_CHUNK_BYTES):
+                            handle.write(chunk)
+                            self.counts.bytes_read += len(chunk)
+            except _BODY_READ_ERRORS as error:
+                if attempt == self._body_attempts:
+                    raise self._error(error, "read", key) from None
+                await asyncio.sleep(min(20.0, random.random() * 2**attempt))
+                continue
+            return _strip_etag(response.get("ETag"))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def head(self, key: str) -> ObjectInfo | None:

@@ -81,6 +81,10 @@ class ObjectStore(Protocol):
         """The whole object. Raises NotFoundError if it is gone."""
         ...
 
+    async def get_file(self, key: str, path: Path) -> str:
+        """Stream the object into a local file (never whole in memory); return its ETag."""
+        ...
+
     async def head(self, key: str) -> ObjectInfo | None:
         """The object's metadata, or None if it does not exist."""
         ...

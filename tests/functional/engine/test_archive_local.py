@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 
 from archiver.config import Settings
-from archiver.engine.pipeline import RunReport, archive
+from archiver.engine.api import RunReport, compact
 from archiver.local.synth import CorpusSummary, write_corpus
 from archiver.storage.localfs import LocalStore
 from tests.functional.oracle import assert_final_jobs
 from tests.functional.readback import data_files, read_rows
 
-SETTINGS = Settings(concurrency=16)
+SETTINGS = Settings(concurrency=16, retire_grace_seconds=0)
 
 
 def run(source: Path, dest: Path, settings: Settings = SETTINGS) -> RunReport:
-    return asyncio.run(archive(LocalStore(source), LocalStore(dest), settings, sequential_reads=True))
+    return asyncio.run(compact(LocalStore(source), LocalStore(dest), settings))
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +118,8 @@ def test_concurrency_does_not_change_the_archive(corpus: tuple[Path, CorpusSumma
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"
     serial.mkdir()
     parallel.mkdir()
-    asyncio.run(archive(LocalStore(corpus[0]), LocalStore(serial), replace(SETTINGS, concurrency=1)))
-    asyncio.run(archive(LocalStore(corpus[0]), LocalStore(parallel), replace(SETTINGS, concurrency=64)))
+    asyncio.run(compact(LocalStore(corpus[0]), LocalStore(serial), replace(SETTINGS, concurrency=1)))
+    asyncio.run(compact(LocalStore(corpus[0]), LocalStore(parallel), replace(SETTINGS, concurrency=64)))
     for table in ("jobs", "job_lines", "activity", "quarantine"):
         left = sorted(map(repr, read_rows(serial, table)))
         right = sorted(map(repr, read_rows(parallel, table)))

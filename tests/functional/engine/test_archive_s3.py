@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from archiver.config import Settings
-from archiver.engine.pipeline import RunReport, archive
+from archiver.engine.api import RunReport, compact
 from archiver.formats.layout import parse_day, parse_key
 from archiver.local.moto_server import MOTO_CREDENTIALS, create_bucket, upload_tree
 from archiver.local.synth import KIND_ACTIVITY, CorpusSummary, Truth, generate, write_corpus
@@ -31,7 +31,7 @@ from tests.functional.readback import data_files, read_rows
 
 START = dt.date(2024, 8, 25)
 DAYS = 20  # crosses the September 2024 format change
-SETTINGS = Settings(concurrency=64)
+SETTINGS = Settings(concurrency=64, retire_grace_seconds=0)
 TABLES = ("jobs", "job_lines", "activity", "quarantine")
 WINDOW = (dt.date(2024, 9, 1), dt.date(2024, 9, 3))
 
@@ -78,6 +78,10 @@ class RecordingStore:
     async def get(self, key: str) -> Fetched:
         self.read.append(key)
         return await self.inner.get(key)
+
+    async def get_file(self, key: str, path: Path) -> str:
+        self.read.append(key)
+        return await self.inner.get_file(key, path)
 
     async def head(self, key: str) -> ObjectInfo | None:
         return await self.inner.head(key)
@@ -128,7 +132,7 @@ def run(
             recorder.append(recording)
             source = recording
         try:
-            return await archive(source, dest, settings)
+            return await compact(source, dest, settings)
         finally:
             await source.close()
             await dest.close()

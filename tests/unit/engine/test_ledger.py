@@ -2,31 +2,69 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from archiver.engine import ledger
-from archiver.engine.ledger import FileRef, Head, IndexEntry
-from archiver.engine.units import LOOSE_UNIT, day_unit, unit_day
+from archiver.engine.ledger import (
+    Child,
+    FileRef,
+    Head,
+    IndexEntry,
+    LedgerFormatError,
+    Outcome,
+    Retired,
+    SegmentRef,
+)
+from archiver.engine.units import UNDATED, day_unit, unit_day
 from archiver.engine.versions import rank_of
 
 
-def test_head_roundtrip() -> None:
+def test_head_roundtrip_keeps_range_children_segments_retired_and_lineage() -> None:
+    # GIVEN a sealed child unit with everything a head can hold
     head = Head(
-        unit="day=2024-08-20",
+        unit="day=2024-08-20.1",
         generation=3,
-        index_key="_archiver/units/day=2024-08-20/index-g000003-abcd.parquet",
-        files=[FileRef("jobs/date=2024-08-20/d20240820-g000003-abcd-0000.parquet", "jobs", 10, 2048)],
-        obsolete=["jobs/date=2024-08-20/old.parquet"],
+        lo="5234/jobs/1/20240820/j-b/",
+        hi="5234/jobs/1/20240820/j-m/",
+        children=[Child("day=2024-08-20.1.0", "5234/jobs/1/20240820/j-b/")],
+        segments=[SegmentRef("_archiver/units/day=2024-08-20.1/index-g000003-abcd.parquet", 12)],
+        files=[FileRef("jobs/date=2024-08-20/d20240820.1-g000003-abcd-0000.parquet", "jobs", 10, 2048)],
+        retired=[Retired("jobs/date=2024-08-20/old.parquet", 1_700_000_000_000_000)],
+        lineage=["aaaa", "abcd"],
     )
-    assert ledger.decode_head(ledger.encode_head(head)) == head
+    # WHEN it is encoded and decoded
+    decoded = ledger.decode_head(ledger.encode_head(head))
+    # THEN nothing is lost
+    assert decoded == head
+    assert decoded.sealed and decoded.held == 12
 
 
-def test_index_roundtrip_keeps_ranks_files_and_sorts_by_key() -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"format": 1, "unit": "x"}',
+        b'{"format": 2}',
+        b'{"format": 2, "unit": 1, "generation": "x"}',
+    ],
+)
+def test_a_malformed_head_is_a_ledger_format_error_that_quotes_nothing(body: bytes) -> None:
+    with pytest.raises(LedgerFormatError) as raised:
+        ledger.decode_head(body)
+    assert "not json" not in str(raised.value)
+
+
+def test_index_roundtrip_keeps_ranks_users_files_and_sorts_by_key() -> None:
     entries = [
-        IndexEntry("b.json", "e2", 20, ledger.OUTCOME_ACTIVITY, files=("activity/x.parquet",)),
+        IndexEntry("b.json", "e2", 20, Outcome.ACTIVITY, files=("activity/x.parquet",)),
         IndexEntry(
             "a.json",
             "e1",
             10,
-            ledger.OUTCOME_JOB,
+            Outcome.JOB,
+            user_id="5234",
             job_id="j-1",
             day=dt.date(2024, 8, 20),
             rank=rank_of("succeeded", 5, None, 7, "a.json"),
@@ -37,6 +75,12 @@ def test_index_roundtrip_keeps_ranks_files_and_sorts_by_key() -> None:
     assert [entry.key for entry in decoded] == ["a.json", "b.json"]
     assert decoded[0] == entries[1]
     assert decoded[1] == entries[0]
+    assert decoded[0].job == ("5234", "j-1")
+
+
+def test_a_malformed_segment_is_a_ledger_format_error() -> None:
+    with pytest.raises(LedgerFormatError):
+        ledger.decode_index(b"PAR1 but not parquet")
 
 
 def test_fingerprint_changes_with_any_etag() -> None:
@@ -46,10 +90,16 @@ def test_fingerprint_changes_with_any_etag() -> None:
     assert base != ledger.listing_fingerprint([("a", "1")])
 
 
-def test_units_and_owners() -> None:
+def test_units_owners_and_ledger_keys() -> None:
     unit = day_unit(dt.date(2024, 8, 20))
     assert unit == "day=2024-08-20"
     assert unit_day(unit) == dt.date(2024, 8, 20)
-    assert unit_day(LOOSE_UNIT) is None
+    assert unit_day(UNDATED) is None
     assert ledger.file_owner(unit) == "d20240820"
+    assert ledger.file_owner(unit + ".3.1") == "d20240820.3.1"
+    assert ledger.file_owner("loose=2024-08-20") == "l20240820"
+    assert ledger.file_owner(UNDATED) == "lundated"
     assert ledger.head_key(unit) == "_archiver/units/day=2024-08-20/head.json"
+    assert ledger.file_generation(ledger.intent_key(unit, 7, "abcd")) == 7
+    assert ledger.file_generation(ledger.segment_key(unit, 12, "abcd")) == 12
+    assert ledger.file_generation("_archiver/units/day=2024-08-20/head.json") is None

@@ -1,0 +1,155 @@
+"""The commit protocol: intent, uploads, one conditional head write, cleanup.
+
+1. An intent record names every file the attempt will upload, so a crash at any
+   later point leaves a list of what to remove.
+2. Data files and the index segment are uploaded; nothing refers to them yet.
+3. The head is replaced with `If-Match` (or created with `If-None-Match`): of two
+   writers exactly one wins. A 412 may also answer our own retried write whose
+   first answer was lost; the head remembers the tokens of its recent commits
+   (its lineage), so a writer finds its own commit there even after a rival has
+   committed on top of it, and then never deletes what it uploaded.
+4. After a win: the intent, merged-away segments and retired files past their
+   grace period are deleted. After a loss: what the attempt uploaded is deleted,
+   except anything the current head refers to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import orjson
+
+from archiver.engine import ledger
+from archiver.engine.index import read_head
+from archiver.engine.ledger import Head
+from archiver.engine.writer import WrittenFile
+from archiver.errors import NotFoundError, PreconditionFailedError
+from archiver.storage.store import ObjectStore
+
+UPLOAD_CONCURRENCY = 8
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Generation:
+    """Everything one attempt at a unit produced, not yet published."""
+
+    head: Head
+    base_etag: str | None
+    token: str
+    uploads: list[WrittenFile]
+    segment_key: str | None = None
+    segment_body: bytes | None = None
+    dropped_segments: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    counts: tuple[int, int, dict[str, int]] = (0, 0, {})
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def intent_key(self) -> str:
+        return ledger.intent_key(self.head.unit, self.head.generation, self.token)
+
+    def upload_keys(self) -> list[str]:
+        keys = [written.key for written in self.uploads]
+        return [*keys, self.segment_key] if self.segment_key else keys
+
+
+class Committer:
+    """Publishes generations of units into the destination store."""
+
+    def __init__(self, dest: ObjectStore) -> None:
+        self.dest = dest
+        self.files_deleted = 0
+
+    async def upload(self, generation: Generation) -> None:
+        """Put the intent, then every data file and the segment; nothing refers to them yet."""
+        # What a commit deletes afterwards is named too: a crash between the commit and
+        # the deletes leaves them for the next attempt's leftover sweep.
+        after = [*generation.dropped_segments, *generation.expired]
+        await self.dest.put(
+            generation.intent_key, orjson.dumps({"files": generation.upload_keys(), "after": after})
+        )
+        gate = asyncio.Semaphore(UPLOAD_CONCURRENCY)
+
+        async def upload(written: WrittenFile) -> None:
+            async with gate:
+                await self.dest.put_file(written.key, written.path)
+            written.path.unlink(missing_ok=True)
+
+        await asyncio.gather(*(upload(written) for written in generation.uploads))
+        if generation.segment_key and generation.segment_body is not None:
+            await self.dest.put(generation.segment_key, generation.segment_body)
+
+    async def publish(self, generation: Generation) -> tuple[bool, Head | None, str | None]:
+        """Replace the head if it is still the one the attempt started from.
+
+        Returns whether ours is committed, and the unit's current head and ETag.
+        """
+        body = ledger.encode_head(generation.head)
+        key = ledger.head_key(generation.head.unit)
+        try:
+            if generation.base_etag is None:
+                etag = await self.dest.put(key, body, if_none_match=True)
+            else:
+                etag = await self.dest.put(key, body, if_match=generation.base_etag)
+        except PreconditionFailedError:
+            current, current_etag = await read_head(self.dest, generation.head.unit)
+            won = current is not None and generation.token in current.lineage
+            return won, current, current_etag
+        return True, generation.head, etag
+
+    async def finish(self, generation: Generation) -> None:
+        """After a win: the intent, merged-away segments and expired retired files go."""
+        doomed = [generation.intent_key, *generation.dropped_segments, *generation.expired]
+        await self.dest.delete(doomed)
+        self.files_deleted += len(generation.expired)
+
+    async def discard(self, generation: Generation, current: Head | None) -> None:
+        """After a loss: remove what the attempt uploaded, never what the current head refers to."""
+        for written in generation.uploads:
+            written.path.unlink(missing_ok=True)
+        live = _live_keys(current)
+        doomed = [key for key in generation.upload_keys() if key not in live]
+        await self.dest.delete([*doomed, generation.intent_key])
+
+    async def remove_leftovers(self, head: Head, ledger_keys: list[str]) -> list[str]:
+        """Remove what crashed or outraced attempts up to this generation left; return ledger keys gone."""
+        live = _live_keys(head)
+        doomed: list[str] = [
+            key
+            for key in ledger_keys
+            if key.rsplit("/", 1)[-1].startswith(ledger.SEGMENT_PREFIX)
+            and key not in live
+            and (ledger.file_generation(key) or 0) <= head.generation
+        ]
+        handled: list[str] = list(doomed)
+        intents = [key for key in ledger_keys if key.rsplit("/", 1)[-1].startswith(ledger.INTENT_PREFIX)]
+        for intent in intents:
+            generation = ledger.file_generation(intent)
+            if generation is None or generation > head.generation:
+                continue  # another worker's generation in progress
+            try:
+                listed = orjson.loads((await self.dest.get(intent)).body)
+            except NotFoundError:
+                handled.append(intent)
+                continue
+            except orjson.JSONDecodeError:
+                listed = {}
+            named = [*listed.get("files", []), *listed.get("after", [])]
+            doomed.extend(key for key in named if isinstance(key, str) and key not in live)
+            doomed.append(intent)
+            handled.append(intent)
+        if doomed:
+            await self.dest.delete(sorted(set(doomed)))
+            self.files_deleted += sum(1 for key in set(doomed) if not key.startswith(ledger.LEDGER_ROOT))
+            log.debug("removed %d leftovers of %s", len(set(doomed)), head.unit)
+        return handled
+
+
+def _live_keys(head: Head | None) -> set[str]:
+    if head is None:
+        return set()
+    return head.file_keys() | head.ledger_keys() | {retired.key for retired in head.retired}

@@ -1,0 +1,120 @@
+"""Parsing fetched objects: inline, or in a pool of worker processes so every core parses.
+
+Parsing and normalising is the CPU-bound part of a run. The event loop keeps the
+network busy while batches of bodies are parsed in other processes; results come
+back in the order the bodies went in, so a job's versions still arrive together.
+A body's bytes stay counted in the run's byte budget until it has been parsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+
+from archiver.engine.fetcher import FetchResult
+from archiver.formats.layout import KeyInfo, parse_key
+from archiver.formats.normalize import read_object
+from archiver.formats.records import ParsedObject
+
+BATCH_OBJECTS = 64
+"""Bodies sent to a worker process at once: enough to make the hop cheap, few enough to keep order moving."""
+BATCH_BYTES = 4 * 1024 * 1024
+POOL_MIN_OBJECTS = 256
+"""Fewer objects than this are parsed inline: starting the pool would cost more than it saves."""
+
+Item = tuple[bytes, str, str, KeyInfo | None]
+
+
+def parse_batch(items: list[Item]) -> list[ParsedObject]:
+    """Runs in a worker process."""
+    return [read_object(body, key=key, etag=etag, key_info=info) for body, key, etag, info in items]
+
+
+def _item(result: FetchResult) -> Item | None:
+    fetched = result.fetched
+    if fetched is None:
+        return None
+    return fetched.body, result.info.key, fetched.etag, parse_key(result.info.key)
+
+
+class Parser:
+    """Turns a stream of fetch results into (result, parsed object or None) in the same order."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: Executor | None = None
+
+    def _executor(self) -> Executor:
+        if self._pool is None:
+            context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    async def parse(
+        self, results: AsyncIterator[FetchResult], *, expected: int
+    ) -> AsyncIterator[tuple[FetchResult, ParsedObject | None]]:
+        if self.workers <= 1 or expected < POOL_MIN_OBJECTS:
+            async for result in results:
+                item = _item(result)
+                try:
+                    yield result, None if item is None else parse_batch([item])[0]
+                finally:
+                    result.release()
+            return
+        async for pair in self._pooled(results):
+            yield pair
+
+    async def _pooled(
+        self, results: AsyncIterator[FetchResult]
+    ) -> AsyncIterator[tuple[FetchResult, ParsedObject | None]]:
+        loop = asyncio.get_running_loop()
+        pool = self._executor()
+        in_flight: deque[tuple[list[FetchResult], asyncio.Future[list[ParsedObject]]]] = deque()
+        batch: list[FetchResult] = []
+        weight = 0
+
+        def submit() -> None:
+            nonlocal batch, weight
+            items = [item for result in batch if (item := _item(result)) is not None]
+            in_flight.append((batch, loop.run_in_executor(pool, parse_batch, items)))
+            batch, weight = [], 0
+
+        async def drain_one() -> AsyncIterator[tuple[FetchResult, ParsedObject | None]]:
+            done, future = in_flight.popleft()
+            parsed = iter(await future)
+            for result in done:
+                try:
+                    yield result, None if result.fetched is None else next(parsed)
+                finally:
+                    result.release()
+
+        try:
+            async for result in results:
+                batch.append(result)
+                weight += result.info.size
+                if len(batch) >= BATCH_OBJECTS or weight >= BATCH_BYTES:
+                    submit()
+                    while len(in_flight) > self.workers:
+                        async for pair in drain_one():
+                            yield pair
+            if batch:
+                submit()
+            while in_flight:
+                async for pair in drain_one():
+                    yield pair
+        finally:
+            for done, future in in_flight:
+                future.cancel()
+                for result in done:
+                    result.release()
+            for result in batch:
+                result.release()

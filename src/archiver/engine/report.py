@@ -1,0 +1,75 @@
+"""The run report: what a run did, as the contract's `--json` object (plus extensions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ROW_TABLES = ("jobs", "job_lines", "activity")
+MAX_LISTED = 1000
+
+
+@dataclass(slots=True)
+class RunReport:
+    """What a run did. `failures` name objects (`key`) or units (`unit`) that could not be done."""
+
+    objects_listed: int = 0
+    objects_archived: int = 0
+    objects_skipped: int = 0
+    objects_quarantined: int = 0
+    objects_failed: int = 0
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ROW_TABLES, 0))
+    files_written: int = 0
+    files_deleted: int = 0
+    units: int = 0
+    units_committed: int = 0
+    units_sealed: int = 0
+    commit_conflicts: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    requests: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    units_left: list[str] = field(default_factory=list)
+    unarchived_keys: list[str] = field(default_factory=list)
+    future_days: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    window: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def failed_units(self) -> list[str]:
+        return [failure["unit"] for failure in self.failures if "unit" in failure]
+
+    @property
+    def failed_keys(self) -> list[str]:
+        return [failure["key"] for failure in self.failures if "key" in failure]
+
+    def add_rows(self, rows: dict[str, int]) -> None:
+        for table, count in rows.items():
+            self.rows[table] = self.rows.get(table, 0) + count
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "objects_listed": self.objects_listed,
+            "objects_archived": self.objects_archived,
+            "objects_skipped": self.objects_skipped,
+            "objects_quarantined": self.objects_quarantined,
+            "rows": dict(self.rows),
+            "files_written": self.files_written,
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "requests": dict(self.requests),
+            "seconds": round(self.seconds, 3),
+            "objects_failed": self.objects_failed,
+            "files_deleted": self.files_deleted,
+            "units": self.units,
+            "units_committed": self.units_committed,
+            "units_sealed": self.units_sealed,
+            "commit_conflicts": self.commit_conflicts,
+            "units_failed": len(self.failed_units),
+            "units_left": list(self.units_left),
+            "future_days": list(self.future_days),
+            "id_conflicts": len(self.notes),
+            "notes": self.notes[:MAX_LISTED],
+            "window": dict(self.window),
+            "failures": self.failures[:MAX_LISTED],
+        }

@@ -1,0 +1,234 @@
+"""One root per pass: list it, skip it if its listing is unchanged, route its objects to units in batches.
+
+A root whose listing fingerprint has a `seen-` marker is done: a rerun costs its
+LISTs and nothing else. Otherwise the root's unit tree is loaded and its objects
+are routed, in key order, to the unit that holds their job folder. A unit whose
+share grows past `unit_max_objects` is sealed and split at folder boundaries
+picked while listing, then its range is listed again and routed to its children;
+no batch ever holds more than `unit_max_objects` objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from archiver.engine import ledger
+from archiver.engine.context import RunContext
+from archiver.engine.index import read_index
+from archiver.engine.ledger import Fingerprint, Head, decode_head
+from archiver.engine.listing import SourcePlan, iter_root
+from archiver.engine.tree import BoundaryPicker, Leaf, UnitState, UnitTree, sealed
+from archiver.engine.units import folder_of
+from archiver.errors import NotFoundError, PreconditionFailedError
+from archiver.formats.layout import is_json_key
+from archiver.storage.store import ObjectInfo, ObjectStore
+
+LOAD_CONCURRENCY = 8
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Objects routed to one unit, for a worker."""
+
+    tree: UnitTree
+    unit: str
+    objects: list[ObjectInfo]
+
+
+async def load_tree(dest: ObjectStore, root: str, units: list[str]) -> UnitTree:
+    """The heads of a root's units (named by the ledger listing) and the folders sealed units keep."""
+    tree = UnitTree(root)
+    gate = asyncio.Semaphore(LOAD_CONCURRENCY)
+
+    async def load(unit: str) -> None:
+        async with gate:
+            try:
+                fetched = await dest.get(ledger.head_key(unit))
+            except NotFoundError:
+                return
+            tree.states[unit] = UnitState(decode_head(fetched.body), fetched.etag)
+
+    await asyncio.gather(*(load(unit) for unit in units))
+    for unit, state in list(tree.states.items()):
+        if state.head.sealed:
+            async with gate:
+                tree.held[unit] = (await read_index(dest, state.head)).folders()
+    return tree
+
+
+@dataclass(slots=True)
+class _Route:
+    """Objects routed to one unit so far in a pass, or, once too many, the split points it needs."""
+
+    objects: list[ObjectInfo] = field(default_factory=list)
+    picker: BoundaryPicker | None = None
+
+
+class RootPass:
+    """Lists one root (or one unit's range of it) and yields batches of routed objects."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        plan: SourcePlan,
+        root: str,
+        scope: str | None = None,
+        *,
+        use_markers: bool = True,
+    ) -> None:
+        self.ctx = ctx
+        self.plan = plan
+        self.root = root
+        self.scope = scope or root
+        self.use_markers = use_markers
+        self.fingerprint = Fingerprint()
+        self.tree: UnitTree | None = None
+        self.skipped_whole = False
+        self.routed: dict[str, int] = defaultdict(int)
+
+    @property
+    def limit(self) -> int:
+        return self.ctx.settings.unit_max_objects
+
+    def _seen_markers(self) -> set[str]:
+        prefix = ledger.seen_key(self.scope, "")
+        return {key for key in self.ctx.ledgers.of(self.scope) if key.startswith(prefix)}
+
+    async def _range(self) -> tuple[str | None, str | None]:
+        if self.scope == self.root:
+            return None, None
+        return (await self._tree()).range_of(self.scope)
+
+    async def _tree(self) -> UnitTree:
+        if self.tree is None:
+            self.tree = await load_tree(self.ctx.dest, self.root, self.ctx.ledgers.units_of_root(self.root))
+        return self.tree
+
+    async def _listing(self, lo: str | None, hi: str | None, *, count: bool) -> AsyncIterator[ObjectInfo]:
+        """The JSON objects of the range; with `count`, the report counts them and the fingerprint grows."""
+        async for info in iter_root(self.ctx.source, self.plan, self.root, lo, hi):
+            if count:
+                self.ctx.report.objects_listed += 1
+            if not is_json_key(info.key):
+                if count:
+                    self.ctx.report.objects_skipped += 1
+                continue
+            if count:
+                self.fingerprint.add(info.key, info.etag)
+            yield info
+
+    async def batches(self) -> AsyncIterator[Batch]:
+        lo, hi = await self._range()
+        kept: list[ObjectInfo] | None = None
+        counted = False
+        if self.use_markers and self._seen_markers():
+            counted, kept = True, []
+            async for info in self._listing(lo, hi, count=True):
+                if kept is not None:
+                    kept.append(info)
+                    if len(kept) > self.limit:
+                        kept = None
+            if ledger.seen_key(self.scope, self.fingerprint.hexdigest()) in self._seen_markers():
+                self.ctx.report.objects_skipped += self.fingerprint.count
+                self.skipped_whole = True
+                return
+        tree = await self._tree()
+        source = _replay(kept) if kept is not None else self._listing(lo, hi, count=not counted)
+        async for batch in self._route(tree, source):
+            yield batch
+
+    async def _route(self, tree: UnitTree, source: AsyncIterator[ObjectInfo]) -> AsyncIterator[Batch]:
+        """Batches per unit, a leaf's batch as soon as the listing has passed its range."""
+        routes: dict[str, _Route] = {}
+        splitting: list[str] = []
+        open_leaf: str | None = None
+        async for info in source:
+            folder = folder_of(info.key)
+            unit = tree.route(folder)
+            self.routed[unit] += 1
+            if not tree.state(unit).head.sealed and unit != open_leaf:
+                if open_leaf is not None and (batch := self._close(tree, routes, open_leaf)) is not None:
+                    yield batch
+                open_leaf = unit
+            route = routes.setdefault(unit, _Route())
+            if route.picker is not None:
+                route.picker.add(folder)
+                continue
+            route.objects.append(info)
+            if len(route.objects) > self.limit and not tree.state(unit).head.sealed:
+                route.picker = BoundaryPicker(self.limit // 2)
+                for held in route.objects:
+                    route.picker.add(folder_of(held.key))
+                route.objects = []
+                splitting.append(unit)
+        for unit in sorted(routes):
+            if (batch := self._close(tree, routes, unit)) is not None:
+                yield batch
+        for unit in splitting:
+            picker = routes[unit].picker
+            assert picker is not None
+            if await self._seal(tree, unit, picker.boundaries):
+                lo, hi = tree.range_of(unit)
+                async for batch in self._route(tree, self._listing(lo, hi, count=False)):
+                    yield batch
+
+    @staticmethod
+    def _close(tree: UnitTree, routes: dict[str, _Route], unit: str) -> Batch | None:
+        route = routes.get(unit)
+        if route is None or route.picker is not None or not route.objects:
+            return None
+        objects, route.objects = route.objects, []
+        return Batch(tree, unit, objects)
+
+    async def _seal(self, tree: UnitTree, unit: str, boundaries: list[str]) -> bool:
+        """Seal a unit with children at `boundaries`; if a rival changed it first, use what it wrote."""
+        for _ in range(3):
+            state = tree.state(unit)
+            if state.head.sealed:
+                return True
+            head = sealed(state.head, boundaries)
+            body = ledger.encode_head(head)
+            try:
+                if state.etag is None:
+                    etag = await self.ctx.dest.put(ledger.head_key(unit), body, if_none_match=True)
+                else:
+                    etag = await self.ctx.dest.put(ledger.head_key(unit), body, if_match=state.etag)
+            except PreconditionFailedError:
+                await self._reload(tree, unit)
+                continue
+            tree.states[unit] = UnitState(head, etag)
+            tree.held[unit] = (await read_index(self.ctx.dest, head)).folders()
+            self.ctx.report.units_sealed += 1
+            log.info("unit %s split into %d units", unit, len(head.children))
+            return True
+        return False
+
+    async def _reload(self, tree: UnitTree, unit: str) -> None:
+        try:
+            fetched = await self.ctx.dest.get(ledger.head_key(unit))
+        except NotFoundError:
+            return
+        head = decode_head(fetched.body)
+        tree.states[unit] = UnitState(head, fetched.etag)
+        if head.sealed:
+            tree.held[unit] = (await read_index(self.ctx.dest, head)).folders()
+
+    def leaves(self) -> list[Leaf]:
+        """The units that take new folders under the scope (after any split this pass made)."""
+        return [] if self.tree is None else self.tree.leaves(self.scope)
+
+    def units_with_retired(self) -> list[Head]:
+        if self.tree is None:
+            return []
+        return [state.head for state in self.tree.states.values() if state.head.retired]
+
+
+async def _replay(objects: list[ObjectInfo]) -> AsyncIterator[ObjectInfo]:
+    for info in objects:
+        yield info

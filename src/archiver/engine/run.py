@@ -1,0 +1,292 @@
+"""One `compact` run: resolve the window, plan the source, route roots to units, archive them, report.
+
+Roots are listed and routed a few at a time; their batches flow through a bounded
+queue to unit workers, so memory holds a handful of batches, never a day. A unit
+that fails is a result, not a crash: the others finish and commit, the report
+names it, and the next run retries it. A root whose batches all committed gets a
+`seen-` marker for its listing, so an unchanged rerun costs LISTs only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from archiver.config import Settings
+from archiver.engine import ledger
+from archiver.engine.context import ProgressHook, RunContext, ledger_listings
+from archiver.engine.listing import SourcePlan, Window, plan_source
+from archiver.engine.parsing import Parser
+from archiver.engine.report import RunReport
+from archiver.engine.routing import Batch, RootPass, load_tree
+from archiver.engine.units import UnitScope, folder_of, root_of, root_of_key, unit_day
+from archiver.engine.watermark import Watermark
+from archiver.engine.worker import UnitWorker
+from archiver.errors import ArchiverError
+from archiver.formats.layout import is_json_key
+from archiver.storage.store import ObjectInfo, ObjectStore
+
+log = logging.getLogger("archiver.engine")
+
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(slots=True)
+class _RootWork:
+    """A root pass's batches still being archived, and whether all of them completed."""
+
+    root_pass: RootPass
+    pending: int = 0
+    complete: bool = True
+    listed: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Run:
+    """Archives the window of `source` into `dest`."""
+
+    def __init__(
+        self,
+        source: ObjectStore,
+        dest: ObjectStore,
+        settings: Settings,
+        *,
+        scope: UnitScope | None = None,
+        progress: ProgressHook | None = None,
+        time_left: Callable[[], float] | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.scope = scope or UnitScope()
+        self.time_left = time_left
+        self.clock = clock
+        self.workdir = Path(tempfile.mkdtemp(prefix="archiver-"))
+        workers = settings.parse_workers or _cpu_count()
+        self.ctx = RunContext(
+            source=source,
+            dest=dest,
+            settings=settings,
+            workdir=self.workdir,
+            now_us=int(clock().timestamp() * 1_000_000),
+            parser=Parser(workers),
+            progress=progress,
+        )
+        self.watermark = Watermark(dest, clock().date())
+
+    @property
+    def report(self) -> RunReport:
+        return self.ctx.report
+
+    async def run(self) -> RunReport:
+        started = time.perf_counter()
+        try:
+            window = await self.watermark.window(self.ctx.settings)
+            self.report.window = {
+                "since": window.since.isoformat() if window.since else None,
+                "until": window.until.isoformat() if window.until else None,
+            }
+            plan = await plan_source(self.ctx.source, window)
+            await self._read_ledgers(window)
+            roots = [root for root in plan.roots() if self.scope.accepts_root(root)]
+            self.report.future_days = [r for r in roots if self.watermark.is_future(r)]
+            await self._archive(plan, roots)
+            complete = self.scope.everything and self.ctx.settings.since is None
+            if (
+                complete
+                and self.ctx.settings.until is None
+                and not self.report.failures
+                and not self.report.units_left
+            ):
+                await self.watermark.advance([day for day in map(unit_day, roots) if day is not None])
+        finally:
+            self.ctx.parser.close()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self._finish_counts(started)
+        return self.report
+
+    async def run_keys(self, keys: list[str]) -> RunReport:
+        """Archive named source keys: HEAD each, route it through its root's unit tree; no source LIST."""
+        started = time.perf_counter()
+        try:
+            infos = await self._inspect(keys)
+            by_root: dict[str, list[ObjectInfo]] = {}
+            for info in infos:
+                by_root.setdefault(root_of_key(info.key), []).append(info)
+            self.report.units = len(by_root)
+            await asyncio.gather(*(self._archive_keys(root, by_root[root]) for root in sorted(by_root)))
+        finally:
+            self.ctx.parser.close()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self._finish_counts(started)
+        return self.report
+
+    async def _inspect(self, keys: list[str]) -> list[ObjectInfo]:
+        """The keys' current size and ETag; gone or non-JSON keys are skipped."""
+        gate = asyncio.Semaphore(max(1, self.ctx.settings.concurrency))
+        self.report.objects_listed += len(keys)
+
+        async def inspect(key: str) -> ObjectInfo | None:
+            if not is_json_key(key):
+                return None
+            async with gate:
+                return await self.ctx.source.head(key)
+
+        found = await asyncio.gather(*(inspect(key) for key in dict.fromkeys(keys)))
+        infos = sorted((info for info in found if info is not None), key=lambda info: info.key)
+        self.report.objects_skipped += len(keys) - len(infos)
+        return infos
+
+    async def _archive_keys(self, root: str, infos: list[ObjectInfo]) -> None:
+        try:
+            await self.ctx.ledgers.read(self.ctx.dest, [(f"{ledger.LEDGER_ROOT}{root}", None)])
+            tree = await load_tree(self.ctx.dest, root, self.ctx.ledgers.units_of_root(root))
+        except (ArchiverError, OSError, ValueError) as error:
+            self._fail_unit(root, error, [info.key for info in infos])
+            return
+        by_unit: dict[str, list[ObjectInfo]] = {}
+        for info in infos:
+            by_unit.setdefault(tree.route(folder_of(info.key)), []).append(info)
+        work = _RootWork(RootPass(self.ctx, SourcePlan(), root), listed=True)
+        worker = UnitWorker(self.ctx)
+        for unit in sorted(by_unit):
+            work.pending += 1
+            await self._archive_batch(worker, work, Batch(tree, unit, by_unit[unit]))
+
+    async def _read_ledgers(self, window: Window) -> None:
+        await self.ctx.ledgers.read(self.ctx.dest, ledger_listings(window.since))
+
+    async def _archive(self, plan: SourcePlan, roots: list[str]) -> None:
+        workers = 1 if self.ctx.source.sequential_reads else self.ctx.settings.unit_concurrency
+        queue: asyncio.Queue[tuple[_RootWork, Batch] | None] = asyncio.Queue(maxsize=workers)
+        worker = UnitWorker(self.ctx)
+        unit = self.scope.unit
+
+        async def produce() -> None:
+            gate = asyncio.Semaphore(max(1, workers))
+            async with asyncio.TaskGroup() as roots_group:
+                for root in roots:
+                    roots_group.create_task(self._list_root(plan, root, unit, queue, gate))
+            for _ in range(workers):
+                await queue.put(None)
+
+        async def consume() -> None:
+            while (item := await queue.get()) is not None:
+                work, batch = item
+                await self._archive_batch(worker, work, batch)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(produce())
+                for _ in range(workers):
+                    group.create_task(consume())
+        except BaseExceptionGroup as failed:
+            raise _first(failed) from None
+
+    async def _list_root(
+        self,
+        plan: SourcePlan,
+        root: str,
+        unit: str | None,
+        queue: asyncio.Queue[tuple[_RootWork, Batch] | None],
+        gate: asyncio.Semaphore,
+    ) -> None:
+        async with gate:
+            work = _RootWork(RootPass(self.ctx, plan, root, unit if unit and root_of(unit) == root else None))
+            self.report.units += 1
+            try:
+                async for batch in work.root_pass.batches():
+                    if self._out_of_time():
+                        self.report.units_left.append(batch.unit)
+                        work.complete = False
+                        continue
+                    work.pending += 1
+                    await queue.put((work, batch))
+            except (ArchiverError, OSError, ValueError, KeyError) as error:
+                self._fail_unit(root, error)
+                work.complete = False
+            work.listed = True
+            if work.pending == 0:
+                work.done.set()
+        await work.done.wait()
+        if work.complete and not work.root_pass.skipped_whole and not self._retired_pending(work):
+            try:
+                await self._mark_seen(work.root_pass)
+            except ArchiverError as error:
+                self._fail_unit(root, error)
+
+    async def _archive_batch(self, worker: UnitWorker, work: _RootWork, batch: Batch) -> None:
+        try:
+            result = await worker.archive(batch.tree, batch.unit, batch.objects)
+            work.complete &= result.complete
+            self.report.failures.extend(result.failures)
+            self.report.objects_failed += len(result.failures)
+            self.report.unarchived_keys.extend(failure["key"] for failure in result.failures)
+        except (ArchiverError, OSError, ValueError, KeyError) as error:
+            self._fail_unit(batch.unit, error, [info.key for info in batch.objects])
+            work.complete = False
+        except BaseException:
+            work.complete = False  # cancelled or crashed: the root must not be marked seen
+            raise
+        finally:
+            work.pending -= 1
+            if work.listed and work.pending == 0:
+                work.done.set()
+
+    def _fail_unit(self, unit: str, error: BaseException, keys: list[str] | None = None) -> None:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        log.warning("unit %s failed: %s", unit, message)
+        self.report.failures.append({"unit": unit, "error": message, "kind": type(error).__name__})
+        self.report.unarchived_keys.extend(keys or ())
+
+    def _out_of_time(self) -> bool:
+        return self.time_left is not None and self.time_left() < self.ctx.settings.time_reserve_seconds
+
+    def _retired_pending(self, work: _RootWork) -> bool:
+        return bool(work.root_pass.units_with_retired())
+
+    async def _mark_seen(self, root_pass: RootPass) -> None:
+        if root_pass.fingerprint.count == 0:
+            return
+        scope = root_pass.scope
+        marker = ledger.seen_key(scope, root_pass.fingerprint.hexdigest())
+        await self.ctx.dest.put(marker, b"")
+        prefix = ledger.seen_key(scope, "")
+        stale = [key for key in self.ctx.ledgers.of(scope) if key.startswith(prefix) and key != marker]
+        if stale:
+            await self.ctx.dest.delete(stale)
+        self.ctx.ledgers.forget(scope, stale)
+
+    def _finish_counts(self, started: float) -> None:
+        report = self.report
+        report.seconds = time.perf_counter() - started
+        report.files_deleted += self.ctx.committer.files_deleted
+        source, dest = self.ctx.source, self.ctx.dest
+        stores = [source.counts] if source is dest else [source.counts, dest.counts]
+        requests = [counts.as_report() for counts in stores]
+        report.requests = {kind: sum(each[kind] for each in requests) for kind in requests[0]}
+        report.bytes_read = sum(counts.bytes_read for counts in stores)
+        report.bytes_written = sum(counts.bytes_written for counts in stores)
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first real exception inside (possibly nested) task-group failures."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
