@@ -7,10 +7,13 @@ loads aioboto3.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from archiver.errors import ConfigError
 from archiver.storage.store import ObjectStore
+
+logger = logging.getLogger(__name__)
 
 
 async def open_store(
@@ -27,6 +30,7 @@ async def open_store(
 
     `create` makes a missing local folder (for a destination); a missing source folder is an error.
     """
+    logger.debug("opening %s (%s)", url, "created if missing" if create else "must exist")
     if url.startswith("s3://"):
         from archiver.storage.s3 import S3Store, parse_s3_url
 
