@@ -154,6 +154,7 @@ class JobState:
 
     `notes` says where the object disagreed with itself and how that was settled (for
     example a job id in the body that differs from the key's); the run report counts them.
+    A note may name ids, never a payload value.
     """
 
     job_id: str
