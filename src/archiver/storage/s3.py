@@ -80,6 +80,21 @@ def _epoch_us(value: Any) -> int | None:
     return int((value - _EPOCH) // _MICROSECOND)
 
 
+def _list_page(response: dict[str, Any], cut: int) -> ListPage:
+    """A ListObjectsV2 answer as a page, keys with the first `cut` characters (the prefix) removed."""
+    objects = tuple(
+        ObjectInfo(
+            key=item["Key"][cut:],
+            size=int(item.get("Size", 0)),
+            etag=_strip_etag(item.get("ETag")),
+            last_modified_us=_epoch_us(item.get("LastModified")),
+        )
+        for item in response.get("Contents", ())
+    )
+    prefixes = tuple(item["Prefix"][cut:] for item in response.get("CommonPrefixes", ()))
+    return ListPage(objects=objects, prefixes=prefixes)
+
+
 class S3Store:
     """ObjectStore on one bucket and prefix; keys in and out are relative to the prefix.
 
@@ -206,17 +221,7 @@ class S3Store:
                 response = await client.list_objects_v2(**params)
             except Exception as error:
                 raise self._error(error, "list", prefix) from None
-            objects = tuple(
-                ObjectInfo(
-                    key=item["Key"][cut:],
-                    size=int(item.get("Size", 0)),
-                    etag=_strip_etag(item.get("ETag")),
-                    last_modified_us=_epoch_us(item.get("LastModified")),
-                )
-                for item in response.get("Contents", ())
-            )
-            prefixes = tuple(item["Prefix"][cut:] for item in response.get("CommonPrefixes", ()))
-            yield ListPage(objects=objects, prefixes=prefixes)
+            yield _list_page(response, cut)
             token = response.get("NextContinuationToken")
             if not response.get("IsTruncated") or not token:
                 return
@@ -309,9 +314,6 @@ class S3Store:
         if size < self.multipart_threshold:
             body = await asyncio.to_thread(Path(path).read_bytes)
             return await self.put(key, body)
-        return await self._put_multipart(key, Path(path), size)
-
-    async def _put_multipart(self, key: str, path: Path, size: int) -> str:
         target = MultipartTarget(
             client=await self._get_client(),
             bucket=self.bucket,
@@ -320,7 +322,7 @@ class S3Store:
             fail=lambda error: self._error(error, "write", key),
         )
         return await put_multipart(
-            target, path, size, part_size=self.part_size, concurrency=self.part_concurrency
+            target, Path(path), size, part_size=self.part_size, concurrency=self.part_concurrency
         )
 
     async def delete(self, keys: list[str]) -> None:
