@@ -117,7 +117,10 @@ def _synth_fingerprint() -> str:
     """Corpora are rebuilt when the generator changes."""
     import archiver.local.synth as synth
 
-    return hashlib.sha256(Path(synth.__file__).read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for module in sorted(Path(synth.__file__).parent.glob("*.py")):
+        digest.update(module.name.encode() + b"\0" + module.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def ensure_corpus(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
+import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -20,14 +22,16 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import orjson
 
 from archiver import __version__
+from archiver.cli.logs import configure_logging
 from archiver.config import Settings, parse_date, settings_from_env
-from archiver.engine.units import UnitScope
 from archiver.errors import ArchiverError, ConfigError, StorageError
 
 if TYPE_CHECKING:
-    from archiver.engine.api import RunReport, VerifyReport
+    from archiver.engine.api import RunReport, UnitScope, VerifyReport
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -85,7 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
 
     commands.add_parser("demo", help="synth + replay + a short tour of the result")
+    _add_verbosity(parser, default=0)
+    for command in commands.choices.values():
+        _add_verbosity(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, *, default: Any) -> None:
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=default, help="log more on stderr: -v INFO, -vv DEBUG"
+    )
 
 
 def _add_window(parser: argparse.ArgumentParser) -> None:
@@ -124,6 +137,8 @@ def _date(text: str) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        configure_logging(args.verbose)
+        logger.debug("archiver %s: %s", __version__, args.command)
         handler = _HANDLERS[args.command]
         return handler(args)
     except ConfigError as error:
@@ -171,12 +186,16 @@ def run_settings(args: argparse.Namespace) -> Settings:
     concurrency = getattr(args, "concurrency", None)
     if concurrency:
         settings = replace(settings, concurrency=concurrency)
+    logger.debug("settings: %s", settings)
     return settings
 
 
 def _compact(args: argparse.Namespace) -> int:
+    from archiver.engine.api import UnitScope
+
     settings = run_settings(args)
     scope = UnitScope(unit=args.unit, shard=args.shard)
+    logger.info("compacting %s into %s", args.source, args.dest)
     report = run_quietly(compact(args.source, args.dest, settings, scope=scope))
     return emit_report(report, as_json=args.json)
 
@@ -291,7 +310,14 @@ class _progress_bar:
             self._bar.close()
 
 
+def _require_local_extra(command: str) -> None:
+    """replay and demo run an embedded S3 server (moto), which only the `local` extra installs."""
+    if importlib.util.find_spec("moto") is None:
+        raise ConfigError(f"{command} needs the embedded S3 server: pip install 'archiver[local]'")
+
+
 def _replay(args: argparse.Namespace) -> int:
+    _require_local_extra("replay")
     from archiver.local.replay import replay
 
     settings = run_settings(args)
@@ -311,9 +337,10 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    _require_local_extra("demo")
     from archiver.local.demo import run_demo
 
-    return run_demo(run_settings(args))
+    return run_demo(run_settings(args), out=sys.stdout)
 
 
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -244,7 +244,7 @@ class Run:
 
     def _fail_unit(self, unit: str, error: BaseException, keys: list[str] | None = None) -> None:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        log.warning("unit %s failed: %s", unit, message)
+        log.info("unit %s failed: %s", unit, message)
         self.report.failures.append({"unit": unit, "error": message, "kind": type(error).__name__})
         self.report.unarchived_keys.extend(keys or ())
 

@@ -16,22 +16,37 @@ step lines); the wrapper's own user id and clock travel along as extras.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum, StrEnum
 from typing import Any
 
 import orjson
 
 from archiver.formats.timestamps import parse_timestamp
 
-# Job stream types.
-JOB_HISTORY = "job_history"  # a bare job object
-JOB_SUMMARY = "job_summary"  # {"log_message": {job}, "now_utc_micro": ...}
-JOB_STATUS = "job_status"  # {"source", "UserID", "log": {job without lines}, "log_message": "..."}
-JOB_DETAILS = "job_details"  # {"source", "Env", "Time", ..., "Log": {job}, "Log_Str": "..."}
-# Activity stream types.
-USER_ACTIVITY = "user_activity"  # a wrapped (or string-encoded) activity event
-ACTIVITY_EVENT = "activity_event"  # a bare activity event
-PROJECT_DEPLOYMENT = "project_deployment"  # flat deployment keys: user_name, team_id_d, ...
-ACTIVITY_API = "activity_api"  # a record of GET /api/activity_logs
+
+class StreamType(StrEnum):
+    """Where a body came from: the `stream_type` column of `jobs` and `activity`."""
+
+    # Job streams.
+    JOB_HISTORY = "job_history"  # a bare job object
+    JOB_SUMMARY = "job_summary"  # {"log_message": {job}, "now_utc_micro": ...}
+    JOB_STATUS = "job_status"  # {"source", "UserID", "log": {job without lines}, "log_message": "..."}
+    JOB_DETAILS = "job_details"  # {"source", "Env", "Time", ..., "Log": {job}, "Log_Str": "..."}
+    # Activity streams.
+    USER_ACTIVITY = "user_activity"  # a wrapped (or string-encoded) activity event
+    ACTIVITY_EVENT = "activity_event"  # a bare activity event
+    PROJECT_DEPLOYMENT = "project_deployment"  # flat deployment keys: user_name, team_id_d, ...
+    ACTIVITY_API = "activity_api"  # a record of GET /api/activity_logs
+
+
+JOB_HISTORY = StreamType.JOB_HISTORY
+JOB_SUMMARY = StreamType.JOB_SUMMARY
+JOB_STATUS = StreamType.JOB_STATUS
+JOB_DETAILS = StreamType.JOB_DETAILS
+USER_ACTIVITY = StreamType.USER_ACTIVITY
+ACTIVITY_EVENT = StreamType.ACTIVITY_EVENT
+PROJECT_DEPLOYMENT = StreamType.PROJECT_DEPLOYMENT
+ACTIVITY_API = StreamType.ACTIVITY_API
 
 JOB_STREAMS = frozenset({JOB_HISTORY, JOB_SUMMARY, JOB_STATUS, JOB_DETAILS})
 ACTIVITY_STREAMS = frozenset({USER_ACTIVITY, ACTIVITY_EVENT, PROJECT_DEPLOYMENT, ACTIVITY_API})
@@ -39,11 +54,15 @@ ACTIVITY_STREAMS = frozenset({USER_ACTIVITY, ACTIVITY_EVENT, PROJECT_DEPLOYMENT,
 # How deep to look for a body: {"a": {"b": [job]}} puts the job at depth 3.
 MAX_DEPTH = 3
 
-# Content kinds, before the stream type is decided.
-_JOB = 1
-_EVENT = 2
-_API = 3
-_DEPLOYMENT = 4
+
+class BodyKind(Enum):
+    """What a dict is by its content, before the stream type is decided."""
+
+    JOB = "job"
+    EVENT = "event"  # a structured activity event
+    API_RECORD = "api_record"  # a record of the activity API
+    DEPLOYMENT = "deployment"  # a flat project-deployment record
+
 
 _EVENT_PARTS = ("user", "team", "workspace", "resource", "details")
 _DEPLOYMENT_MARKS = ("team_id_d", "resource_id_d", "resource_project_name", "user_id_d")
@@ -57,7 +76,7 @@ _DETAILS_TIME_KEYS = frozenset({"Time", "Time_utc", "Time_micro", "Time_nano"})
 class Envelope:
     """One job or activity event found in a document, and what its wrapper says about it."""
 
-    stream_type: str
+    stream_type: StreamType
     body: dict[str, Any]
     user_id: object = None  # the wrapper's user id ("UserID"), raw
     time_us: int | None = None  # the wrapper's clock (now_utc_micro, Time_utc, ...), UTC µs
@@ -74,7 +93,7 @@ def read_envelope(document: object) -> list[Envelope]:
 
     Never raises: anything unrecognisable is simply not returned.
     """
-    found: list[tuple[dict[str, Any], int, dict[str, Any] | None]] = []
+    found: list[tuple[dict[str, Any], BodyKind, dict[str, Any] | None]] = []
     strings: list[tuple[str, dict[str, Any] | None]] = []
     _search(document, None, 0, found, strings)
     if found:
@@ -86,7 +105,7 @@ def read_envelope(document: object) -> list[Envelope]:
         parsed = _loads_copy(text)
         if parsed is None:
             continue
-        inner: list[tuple[dict[str, Any], int, dict[str, Any] | None]] = []
+        inner: list[tuple[dict[str, Any], BodyKind, dict[str, Any] | None]] = []
         _search(parsed, None, 0, inner, [])
         for body, kind, inner_wrapper in inner:
             envelopes.append(
@@ -124,13 +143,13 @@ def _search(
     value: object,
     wrapper: dict[str, Any] | None,
     depth: int,
-    found: list[tuple[dict[str, Any], int, dict[str, Any] | None]],
+    found: list[tuple[dict[str, Any], BodyKind, dict[str, Any] | None]],
     strings: list[tuple[str, dict[str, Any] | None]],
 ) -> None:
     """Collect bodies (never looking inside one) and the strings that might be copies."""
     if isinstance(value, dict):
         kind = _kind(value)
-        if kind:
+        if kind is not None:
             found.append((value, kind, wrapper))
             return
         if depth >= MAX_DEPTH:
@@ -152,22 +171,22 @@ def _search(
         strings.append((value, wrapper))
 
 
-def _kind(candidate: dict[str, Any]) -> int:
-    """What a dict is by its content: a job, an event, an API record, a deployment, or 0."""
+def _kind(candidate: dict[str, Any]) -> BodyKind | None:
+    """What a dict is by its content: a job, an event, an API record, a deployment, or None."""
     if "status" in candidate:
         has_context = isinstance(candidate.get("context"), dict)
         names_recipe = has_context or "recipe_id" in candidate or "flow_id" in candidate
         if names_recipe and (has_context or "id" in candidate or "started_at" in candidate):
-            return _JOB
+            return BodyKind.JOB
     if isinstance(candidate.get("event"), str) and _has_event_parts(candidate):
-        return _EVENT
+        return BodyKind.EVENT
     if isinstance(candidate.get("event_type"), str) and _has_event_parts(candidate):
-        return _API
+        return BodyKind.API_RECORD
     if "resource_type" in candidate and (
         candidate["resource_type"] == "Deployment" or any(mark in candidate for mark in _DEPLOYMENT_MARKS)
     ):
-        return _DEPLOYMENT
-    return 0
+        return BodyKind.DEPLOYMENT
+    return None
 
 
 def _has_event_parts(candidate: dict[str, Any]) -> bool:
@@ -176,17 +195,18 @@ def _has_event_parts(candidate: dict[str, Any]) -> bool:
 
 def _envelope(
     body: dict[str, Any],
-    kind: int,
+    kind: BodyKind,
     wrapper: dict[str, Any] | None,
     from_string: bool,
     position: int,
 ) -> Envelope:
     bare = wrapper is None and not from_string
-    if kind == _JOB:
+    stream_type: StreamType
+    if kind is BodyKind.JOB:
         stream_type = JOB_HISTORY if bare else _job_stream(body, wrapper)
-    elif kind == _DEPLOYMENT:
+    elif kind is BodyKind.DEPLOYMENT:
         stream_type = PROJECT_DEPLOYMENT
-    elif kind == _API:
+    elif kind is BodyKind.API_RECORD:
         stream_type = ACTIVITY_API
     else:
         stream_type = ACTIVITY_EVENT if bare else USER_ACTIVITY
@@ -202,7 +222,7 @@ def _envelope(
     )
 
 
-def _job_stream(job: dict[str, Any], wrapper: dict[str, Any] | None) -> str:
+def _job_stream(job: dict[str, Any], wrapper: dict[str, Any] | None) -> StreamType:
     """Which wrapped job stream, by the wrapper's own markers first.
 
     The full-job-details wrapper carries Time fields, the summary `now_utc_micro`.

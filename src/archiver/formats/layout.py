@@ -15,9 +15,18 @@ import datetime as dt
 import re
 import urllib.parse
 from dataclasses import dataclass
+from enum import StrEnum
 
 JOBS_FOLDER = "jobs"
 EMBEDDED_GROUPS = 7
+
+
+class KeyLayout(StrEnum):
+    """Which of the documented key layouts a key follows."""
+
+    STANDARD = "standard"  # .../YYYYMMDD/job_id/file
+    EMBEDDED = "embedded"  # .../YYYYMMDD/ddd/ddd/ddd/ddd/ddd/ddd/ddd/file (job id in 3-digit folders)
+
 
 _NAME = re.compile(r"^(?P<head>.+)-(?P<stamp>\d{14}|\d{8})-(?P<status>[^/]+)\.json$", re.IGNORECASE)
 _DAY = re.compile(r"^\d{8}$")
@@ -32,7 +41,7 @@ class KeyInfo:
     recipe_id: str
     day: dt.date
     job_id: str
-    layout: str  # "standard" or "embedded"
+    layout: KeyLayout
     stamp_us: int | None  # the file name's STAMP as UTC microseconds, if readable
     status: str | None  # the job status in the file name, if readable
 
@@ -85,14 +94,14 @@ def parse_key(key: str) -> KeyInfo | None:
     if day is None or not is_json_key(parts[-1]):
         return None
     if len(parts) == 6:
-        job_id, layout = parts[4], "standard"
+        job_id, layout = parts[4], KeyLayout.STANDARD
         if not job_id:
             return None
     else:
         groups = parts[4:-1]
         if not all(_GROUP.match(group) for group in groups):
             return None
-        job_id, layout = str(int("".join(groups))), "embedded"
+        job_id, layout = str(int("".join(groups))), KeyLayout.EMBEDDED
     match = _NAME.match(parts[-1])
     stamp_us = parse_stamp(match["stamp"]) if match else None
     status = match["status"].lower() if match else None

@@ -17,10 +17,11 @@ before and after the change land in the same columns with the same meaning.
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import math
 import urllib.parse
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict, cast
 
 import orjson
 
@@ -42,15 +43,23 @@ from archiver.formats.records import (
     REASON_TRUNCATED,
     REASON_UNRECOGNIZED,
     ActivityEvent,
+    ActivityRow,
+    Contents,
+    JobLineRow,
+    JobRow,
     JobState,
     ParsedObject,
+    Reason,
     Rejection,
     Row,
+    as_row,
 )
 from archiver.formats.timestamps import day_of, parse_timestamp
 
 _BOM = b"\xef\xbb\xbf"
 _EMPTY: dict[str, Any] = {}
+_EXACT_FLOAT = float(2**53)
+"""Every integer of smaller magnitude is exactly one float; beyond it, floats skip integers."""
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
@@ -90,32 +99,34 @@ def read_object(data: bytes, *, key: str, etag: str, key_info: KeyInfo | None) -
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as error:
-        return ParsedObject(rejection=_decode_rejection(data, error))
+        return ParsedObject(_decode_rejection(data, error))
     envelopes = read_envelope(document)
     if not envelopes:
         return _reject(REASON_UNRECOGNIZED, describe_document(document))
-    parsed = ParsedObject()
+    contents = Contents()
     many = len(envelopes) > 1
+    # A layout key names one job: it settles the job id only of an object that holds one job.
+    key_names_job = not many or sum(1 for envelope in envelopes if envelope.is_job) == 1
     for envelope in envelopes:
         result: JobState | ActivityEvent | Rejection
         if envelope.is_job:
-            result = read_job(envelope, key=key, etag=etag, key_info=key_info)
+            result = read_job(envelope, key=key, etag=etag, key_info=key_info, key_names_job=key_names_job)
         else:
             result = read_activity(envelope, key=key, etag=etag)
         if isinstance(result, JobState):
-            parsed.jobs.append(result)
+            contents.jobs.append(result)
         elif isinstance(result, ActivityEvent):
-            parsed.activity.append(result)
+            contents.activity.append(result)
         else:
             if many:
                 where = f"body {envelope.position + 1} of {len(envelopes)} ({envelope.stream_type}): "
                 return _reject(result.reason, where + result.detail)
-            return ParsedObject(rejection=result)
-    return parsed
+            return ParsedObject(result)
+    return ParsedObject(contents)
 
 
-def _reject(reason: str, detail: str) -> ParsedObject:
-    return ParsedObject(rejection=Rejection(reason, detail))
+def _reject(reason: Reason, detail: str) -> ParsedObject:
+    return ParsedObject(Rejection(reason, detail))
 
 
 def _decode_rejection(data: bytes, error: orjson.JSONDecodeError) -> Rejection:
@@ -138,21 +149,32 @@ def _decode_rejection(data: bytes, error: orjson.JSONDecodeError) -> Rejection:
 # --- jobs -------------------------------------------------------------------------
 
 
-def read_job(envelope: Envelope, *, key: str, etag: str, key_info: KeyInfo | None) -> JobState | Rejection:
-    """The `jobs` row and `job_lines` rows of one job body, or why it cannot be archived."""
+def read_job(
+    envelope: Envelope,
+    *,
+    key: str,
+    etag: str,
+    key_info: KeyInfo | None,
+    key_names_job: bool = True,
+) -> JobState | Rejection:
+    """The `jobs` row and `job_lines` rows of one job body, or why it cannot be archived.
+
+    With a layout key the key's folders decide the workspace and the day, and (when
+    `key_names_job`, i.e. the object holds this one job) the job id: the key holds it
+    exactly, while a body may not (orjson reads integers beyond 64 bits as floats).
+    """
     job = envelope.body
-    get = job.get
-    context = get("context")
+    context = job.get("context")
     if not isinstance(context, dict):
         context = _EMPTY
-    cget = context.get
-
-    job_id = _id(get("id")) or _id(cget("job_id")) or (key_info.job_id if key_info else None)
+    notes: list[str] = []
+    job_id = _job_id(job, context, key_info if key_names_job else None, notes)
+    if job_id is None and key_info is not None:
+        job_id = key_info.job_id
     if job_id is None:
         return Rejection(REASON_MISSING_FIELD, "job has no id (looked at id, context.job_id and the key)")
-
-    started_at = parse_timestamp(get("started_at"))
-    completed_at = parse_timestamp(get("completed_at"))
+    started_at = parse_timestamp(job.get("started_at"))
+    completed_at = parse_timestamp(job.get("completed_at"))
     if key_info is not None:
         day = key_info.day
     else:
@@ -165,7 +187,65 @@ def read_job(envelope: Envelope, *, key: str, etag: str, key_info: KeyInfo | Non
                 "job has no usable date (no layout key, started_at, completed_at or envelope time)",
             )
         day = day_of(moment)
+    lines, lines_truncated, line_count = _lines(envelope, job_id, key, etag)
+    row = _job_row(
+        envelope,
+        context,
+        job_id,
+        key_info,
+        times=(started_at, completed_at),
+        lines=(lines_truncated, line_count),
+        source=(key, etag),
+    )
+    return JobState(job_id=job_id, day=day, row=as_row(row), lines=lines, notes=notes)
 
+
+def _job_id(
+    job: dict[str, Any], context: dict[str, Any], key_info: KeyInfo | None, notes: list[str]
+) -> str | None:
+    """The job id of the body, or the key's when the key names the job (a disagreement is noted)."""
+    raw = job.get("id")
+    body_id = _id(raw)
+    if body_id is None:
+        raw = context.get("job_id")
+        body_id = _id(raw)
+    if key_info is None:
+        return body_id
+    if body_id is not None and body_id != key_info.job_id:
+        shown = f"{body_id} (read as a float)" if isinstance(raw, float) else body_id
+        notes.append(f"job id in body {shown} differs from key {key_info.job_id}; key kept")
+    return key_info.job_id
+
+
+def _lines(envelope: Envelope, job_id: str, key: str, etag: str) -> tuple[list[Row], bool | None, int | None]:
+    """The `job_lines` rows of a job body, whether they were dropped, and how many there were."""
+    lines = envelope.body.get("lines")
+    if lines is None or envelope.stream_type not in (JOB_HISTORY, JOB_DETAILS):
+        # This stream type (or this object) carries no step lines at all.
+        return [], None, None
+    if isinstance(lines, list):
+        rows = [_line_row(line, index, job_id, key, etag) for index, line in enumerate(lines)]
+        return cast(list[Row], rows), False, len(lines)
+    # Over 40 MB Workato replaces the lines with "Log lines exceed size limit".
+    return [], True, 0
+
+
+def _job_row(
+    envelope: Envelope,
+    context: dict[str, Any],
+    job_id: str,
+    key_info: KeyInfo | None,
+    *,
+    times: tuple[int | None, int | None],
+    lines: tuple[bool | None, int | None],
+    source: tuple[str, str],
+) -> JobRow:
+    """The `jobs` row of a job body, each column read from the top level, then from `context`.
+
+    The caller has read `times` (started, completed), `lines` (truncated, count) and
+    knows the `source` (key, etag).
+    """
+    get, cget = envelope.body.get, context.get
     if key_info is not None:
         user_id: str | None = key_info.user_id
     else:
@@ -178,38 +258,9 @@ def read_job(envelope: Envelope, *, key: str, etag: str, key_info: KeyInfo | Non
     )
     job_url = get("job_url") or cget("job_url")
     parent_job_id = _id(get("parent_id")) or _id(cget("parent_job_id")) or _parent_from_url(job_url, job_id)
-    is_repeat = _bool(get("is_repeat"))
-    if is_repeat is None:
-        is_repeat = _bool(cget("is_repeat"))
-        if is_repeat is None:
-            is_repeat = _bool(cget("repeated_job"))
-    repeat_count = _int(get("repeat_count"))
-    if repeat_count is None:
-        repeat_count = _int(cget("repeat_count"))
-        if repeat_count is None:
-            repeat_count = _int(cget("repeated_count"))
-    is_test = _bool(get("is_test"))
-    if is_test is None:
-        is_test = _bool(cget("is_test"))
-
     error = _read_error(get("error"), _text(get("error_type")))
-
     report = get("report")
-    lines = get("lines")
-    line_rows: list[Row] = []
-    lines_truncated: bool | None
-    line_count: int | None
-    if lines is None or envelope.stream_type not in (JOB_HISTORY, JOB_DETAILS):
-        # This stream type (or this object) carries no step lines at all.
-        lines_truncated, line_count = None, None
-    elif isinstance(lines, list):
-        lines_truncated, line_count = False, len(lines)
-        line_rows = [_line_row(line, index, job_id, key, etag) for index, line in enumerate(lines)]
-    else:
-        # Over 40 MB Workato replaces the lines with "Log lines exceed size limit".
-        lines_truncated, line_count = True, 0
-
-    row: Row = {
+    return {
         "job_id": job_id,
         "user_id": user_id,
         "recipe_id": recipe_id,
@@ -217,15 +268,15 @@ def read_job(envelope: Envelope, *, key: str, etag: str, key_info: KeyInfo | Non
         "recipe_path": _text(cget("recipe_path")),
         "status": _text(get("status")),
         "title": _text(get("title")),
-        "started_at": started_at,
-        "completed_at": completed_at,
+        "started_at": times[0],
+        "completed_at": times[1],
         "master_job_id": _id(get("master_job_id")) or _id(cget("master_job_id")),
         "parent_job_id": parent_job_id,
         "calling_job_id": _id(get("calling_job_id")) or _id(cget("calling_job_id")),
         "calling_recipe_id": _id(get("calling_recipe_id")) or _id(cget("calling_recipe_id")),
-        "is_repeat": is_repeat,
-        "repeat_count": repeat_count,
-        "is_test": is_test,
+        "is_repeat": _first_bool(get("is_repeat"), cget("is_repeat"), cget("repeated_job")),
+        "repeat_count": _first_int(get("repeat_count"), cget("repeat_count"), cget("repeated_count")),
+        "is_test": _first_bool(get("is_test"), cget("is_test")),
         "action_count": _int(get("action_count")),
         "environment_type": _text(get("environment_type")),
         "environment_id": _id(get("environment_id")),
@@ -238,11 +289,11 @@ def read_job(envelope: Envelope, *, key: str, etag: str, key_info: KeyInfo | Non
         "error_action": error.action,
         "error_line_number": error.line_number,
         "report": None if report is None else _json(report),
-        "lines_truncated": lines_truncated,
-        "line_count": line_count,
+        "lines_truncated": lines[0],
+        "line_count": lines[1],
         "stream_type": envelope.stream_type,
-        "source_key": key,
-        "source_etag": etag,
+        "source_key": source[0],
+        "source_etag": source[1],
         "user_name": _text(cget("user_name")),
         "user_email": _text(cget("user_email")),
         "job_created_at": parse_timestamp(cget("job_created_at")),
@@ -250,7 +301,24 @@ def read_job(envelope: Envelope, *, key: str, etag: str, key_info: KeyInfo | Non
         "error_inner_message": error.inner_message,
         "error_raw": error.raw,
     }
-    return JobState(job_id=job_id, day=day, row=row, lines=line_rows)
+
+
+def _first_bool(*values: object) -> bool | None:
+    """The first value that reads as a boolean."""
+    for value in values:
+        flag = _bool(value)
+        if flag is not None:
+            return flag
+    return None
+
+
+def _first_int(*values: object) -> int | None:
+    """The first value that reads as a whole number."""
+    for value in values:
+        number = _int(value)
+        if number is not None:
+            return number
+    return None
 
 
 class _Error(NamedTuple):
@@ -305,7 +373,7 @@ def _read_error(error: object, error_type: str | None) -> _Error:
     )
 
 
-def _line_row(line: object, index: int, job_id: str, key: str, etag: str) -> Row:
+def _line_row(line: object, index: int, job_id: str, key: str, etag: str) -> JobLineRow:
     if not isinstance(line, dict):
         line = _EMPTY
     get = line.get
@@ -370,27 +438,60 @@ def read_activity(envelope: Envelope, *, key: str, etag: str) -> ActivityEvent |
             return Rejection(REASON_MISSING_FIELD, "activity event has an unreadable timestamp")
         return Rejection(REASON_MISSING_FIELD, "activity event has no timestamp")
     if envelope.stream_type == PROJECT_DEPLOYMENT:
-        row = _deployment_row(body)
+        parts = _deployment_parts(body)
     else:
-        row = _event_row(body, envelope.user_id)
+        parts = _event_parts(body, envelope.user_id)
     event_id = _id(body.get("id"))
     if event_id is None:
         # No id of its own: derive a stable one from where the event was found.
         digest = hashlib.sha256(f"{key}\n{envelope.position}".encode()).hexdigest()
         event_id = digest[:16]
-    event = row["event"]
-    row.update(
-        event_id=event_id,
-        category=category_of(event) if event else "other",
-        occurred_at=occurred_at,
-        source_key=key,
-        source_etag=etag,
-        stream_type=envelope.stream_type,
-    )
-    return ActivityEvent(day=day_of(occurred_at), row=_ordered_activity(row))
+    event = parts["event"]
+    row: ActivityRow = {
+        "event_id": event_id,
+        "event": event,
+        "category": category_of(event) if event else "other",
+        "occurred_at": occurred_at,
+        "user_id": parts["user_id"],
+        "user_name": parts["user_name"],
+        "user_email": parts["user_email"],
+        "team_id": parts["team_id"],
+        "team_name": parts["team_name"],
+        "environment_type": parts["environment_type"],
+        "resource_type": parts["resource_type"],
+        "resource_id": parts["resource_id"],
+        "resource_name": parts["resource_name"],
+        "resource_path": parts["resource_path"],
+        "ip_address": parts["ip_address"],
+        "user_agent": parts["user_agent"],
+        "details": parts["details"],
+        "source_key": key,
+        "source_etag": etag,
+        "stream_type": envelope.stream_type,
+    }
+    return ActivityEvent(day=day_of(occurred_at), row=as_row(row))
 
 
-def _event_row(body: dict[str, Any], envelope_user_id: object) -> Row:
+class _EventParts(TypedDict):
+    """The `activity` columns read from an event body; `read_activity` adds the rest."""
+
+    event: str | None
+    user_id: str | None
+    user_name: str | None
+    user_email: str | None
+    team_id: str | None
+    team_name: str | None
+    environment_type: str | None
+    resource_type: str | None
+    resource_id: str | None
+    resource_name: str | None
+    resource_path: str | None
+    ip_address: str | None
+    user_agent: str | None
+    details: bytes | None
+
+
+def _event_parts(body: dict[str, Any], envelope_user_id: object) -> _EventParts:
     user = _dict(body.get("user"))
     team = body.get("team")
     if not isinstance(team, dict):
@@ -432,7 +533,7 @@ def _event_row(body: dict[str, Any], envelope_user_id: object) -> Row:
     }
 
 
-def _deployment_row(body: dict[str, Any]) -> Row:
+def _deployment_parts(body: dict[str, Any]) -> _EventParts:
     get = body.get
     rest = {name: value for name, value in body.items() if name not in _DEPLOYMENT_KEYS}
     return {
@@ -453,37 +554,17 @@ def _deployment_row(body: dict[str, Any]) -> Row:
     }
 
 
-def _ordered_activity(row: Row) -> Row:
-    """The row in schema column order (readers of a dict should not see build order)."""
-    return {
-        "event_id": row["event_id"],
-        "event": row["event"],
-        "category": row["category"],
-        "occurred_at": row["occurred_at"],
-        "user_id": row["user_id"],
-        "user_name": row["user_name"],
-        "user_email": row["user_email"],
-        "team_id": row["team_id"],
-        "team_name": row["team_name"],
-        "environment_type": row["environment_type"],
-        "resource_type": row["resource_type"],
-        "resource_id": row["resource_id"],
-        "resource_name": row["resource_name"],
-        "resource_path": row["resource_path"],
-        "ip_address": row["ip_address"],
-        "user_agent": row["user_agent"],
-        "details": row["details"],
-        "source_key": row["source_key"],
-        "source_etag": row["source_etag"],
-        "stream_type": row["stream_type"],
-    }
-
-
 # --- value readers ----------------------------------------------------------------
 
 
 def _id(value: object) -> str | None:
-    """An id as a lossless string: numbers as integers, strings as given, never a bool."""
+    """An id as a lossless string: numbers as integers, strings as given, never a bool.
+
+    An integral float is written in digits, never in exponent form: exactly below
+    2**53, where every integer is a float of its own; above, as the shortest decimal
+    that reads back as the same float, zero-filled (the digits the document held, up to
+    the precision the float kept, rather than the float's binary expansion).
+    """
     if isinstance(value, str):
         return value or None
     if isinstance(value, bool):
@@ -491,7 +572,9 @@ def _id(value: object) -> str | None:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+        if -_EXACT_FLOAT < value < _EXACT_FLOAT:
+            return str(int(value))
+        return format(decimal.Decimal(repr(value)), "f")
     return None
 
 

@@ -56,6 +56,8 @@ MOTO_CREDENTIALS: dict[str, str] = {
 }
 """moto's dummy credentials, as session arguments (S3Store(credentials=...), boto3 Session(**...))."""
 
+logger = logging.getLogger(__name__)
+
 _IN_PROCESS: set[str] = set()
 """Endpoints of the servers running in this process, whose buckets `upload_tree` can fill directly."""
 
@@ -99,6 +101,7 @@ def running_moto_server(max_keys: int | None = None) -> Iterator[str]:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
         _IN_PROCESS.add(endpoint)
+        logger.info("embedded S3 server (moto) listening on %s", endpoint)
         yield endpoint
     finally:
         _IN_PROCESS.discard(endpoint)

@@ -8,21 +8,25 @@ copied into a local folder.
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from pathlib import Path
 
 from archiver.config import Settings
 from archiver.engine import api
 from archiver.engine.api import RunReport
-from archiver.engine.ledger import LEDGER_ROOT
 from archiver.errors import ConfigError
 from archiver.local.moto_server import MOTO_CREDENTIALS, create_bucket, running_moto_server, upload_tree
 from archiver.storage.localfs import LocalStore
 from archiver.storage.location import open_store
 from archiver.storage.store import ObjectStore
 
+logger = logging.getLogger(__name__)
+
 SOURCE_BUCKET = "workato-audit-logs"
 ARCHIVE_BUCKET = "workato-archive"
+ARCHIVER_FOLDER = "_archiver"
+"""Where an archive keeps the archiver's own state (DEST/_archiver/, as the contract says)."""
 
 
 def replay(source_dir: Path, out_dir: Path, settings: Settings) -> RunReport:
@@ -33,14 +37,17 @@ def replay(source_dir: Path, out_dir: Path, settings: Settings) -> RunReport:
     with running_moto_server() as endpoint:
         create_bucket(endpoint, SOURCE_BUCKET)
         create_bucket(endpoint, ARCHIVE_BUCKET)
-        upload_tree(endpoint, SOURCE_BUCKET, source_dir)
+        uploaded = upload_tree(endpoint, SOURCE_BUCKET, source_dir)
+        logger.info(
+            "uploaded %d objects from %s to s3://%s/ on %s", uploaded, source_dir, SOURCE_BUCKET, endpoint
+        )
         return asyncio.run(_archive_and_download(endpoint, out_dir, settings))
 
 
 def _prepare_output(out_dir: Path) -> None:
     """Replace an earlier archive in `out_dir`, but never a folder holding something else."""
     if out_dir.exists() and any(out_dir.iterdir()):
-        if not (out_dir / LEDGER_ROOT).is_dir():
+        if not (out_dir / ARCHIVER_FOLDER).is_dir():
             raise ConfigError(f"{out_dir} exists and does not hold an archive; choose another --out")
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -61,7 +68,8 @@ async def _archive_and_download(endpoint: str, out_dir: Path, settings: Settings
     )
     try:
         report = await api.compact(source, dest, settings)
-        await copy_store(dest, LocalStore(out_dir))
+        copied = await copy_store(dest, LocalStore(out_dir))
+        logger.info("copied %d archive objects from s3://%s/ to %s", copied, ARCHIVE_BUCKET, out_dir)
         return report
     finally:
         await source.close()

@@ -1,13 +1,19 @@
-"""Turn a SOURCE/DEST argument into a store: `s3://bucket/prefix` or a local folder."""
+"""Turn a SOURCE/DEST argument into a store: `s3://bucket/prefix` or a local folder.
+
+Each store is imported only when a URL asks for it: an S3-to-S3 run never loads
+the local-folder store (which needs the POSIX-only `fcntl`), and a local run never
+loads aioboto3.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from archiver.errors import ConfigError
-from archiver.storage.localfs import LocalStore
-from archiver.storage.s3 import S3Store, parse_s3_url
 from archiver.storage.store import ObjectStore
+
+logger = logging.getLogger(__name__)
 
 
 async def open_store(
@@ -24,7 +30,10 @@ async def open_store(
 
     `create` makes a missing local folder (for a destination); a missing source folder is an error.
     """
+    logger.debug("opening %s (%s)", url, "created if missing" if create else "must exist")
     if url.startswith("s3://"):
+        from archiver.storage.s3 import S3Store, parse_s3_url
+
         bucket, prefix = parse_s3_url(url)
         return await S3Store.open(
             bucket,
@@ -43,4 +52,6 @@ async def open_store(
             root.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise ConfigError(f"cannot create {root}: {error.strerror or error}") from None
+    from archiver.storage.localfs import LocalStore
+
     return LocalStore(root)
