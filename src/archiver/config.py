@@ -32,6 +32,11 @@ class Settings:
     progress: bool = False
     s3_max_attempts: int = 8
     s3_retry_mode: str = "standard"
+    # Workato's activity audit log API (`pull-activity`).
+    api_requests_per_minute: int = 60
+    api_overlap_minutes: int = 60
+    api_max_attempts: int = 8
+    api_timeout_seconds: int = 60
 
     def with_window(self, since: dt.date | None, until: dt.date | None) -> Settings:
         if since and until and since > until:
@@ -50,7 +55,13 @@ _INT_VARIABLES = {
     "ARCHIVER_LOOKBACK_DAYS": "lookback_days",
     "ARCHIVER_MAX_SMALL_FILES": "max_small_files",
     "ARCHIVER_COMPRESSION_LEVEL": "compression_level",
+    "ARCHIVER_API_REQUESTS_PER_MINUTE": "api_requests_per_minute",
+    "ARCHIVER_API_OVERLAP_MINUTES": "api_overlap_minutes",
+    "ARCHIVER_API_MAX_ATTEMPTS": "api_max_attempts",
+    "ARCHIVER_API_TIMEOUT_SECONDS": "api_timeout_seconds",
 }
+# Settings where 0 makes sense (no lookback, no overlap); the others must be at least 1.
+_MAY_BE_ZERO = frozenset({"lookback_days", "api_overlap_minutes"})
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
@@ -65,7 +76,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
             values[name] = int(raw)
         except ValueError as error:
             raise ConfigError(f"{variable} must be a whole number, got {raw!r}") from error
-        if values[name] < (0 if name == "lookback_days" else 1):
+        if values[name] < (0 if name in _MAY_BE_ZERO else 1):
             raise ConfigError(f"{variable} must be positive, got {raw!r}")
     settings = replace(Settings(), **values)  # type: ignore[arg-type]
     # The standard AWS variables, so the archiver's defaults never override what a user set.
@@ -81,6 +92,15 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"AWS_RETRY_MODE must be legacy, standard or adaptive, got {mode!r}")
         settings = replace(settings, s3_retry_mode=mode)
     return settings
+
+
+def api_token_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """The Workato API token from WORKATO_API_TOKEN (kept out of Settings so no repr can show it)."""
+    env = os.environ if environ is None else environ
+    token = env.get("WORKATO_API_TOKEN", "").strip()
+    if not token:
+        raise ConfigError("WORKATO_API_TOKEN is not set: export the API client's token to pull activity")
+    return token
 
 
 def parse_date(text: str) -> dt.date:
