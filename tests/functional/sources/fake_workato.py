@@ -268,7 +268,9 @@ class running_fake:
                 return  # a client that gave up on a slow answer is expected here
 
         self.server = Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
         fake.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         return fake
