@@ -36,6 +36,11 @@ class Settings:
     retire_grace_seconds: int = 1800
     parse_workers: int = 0
     time_reserve_seconds: int = 90
+    # Workato's activity audit log API (`pull-activity`).
+    api_requests_per_minute: int = 60
+    api_overlap_minutes: int = 60
+    api_max_attempts: int = 8
+    api_timeout_seconds: int = 60
 
     def with_window(self, since: dt.date | None, until: dt.date | None) -> Settings:
         if since and until and since > until:
@@ -58,8 +63,15 @@ _INT_VARIABLES = {
     "ARCHIVER_RETIRE_GRACE_SECONDS": "retire_grace_seconds",
     "ARCHIVER_PARSE_WORKERS": "parse_workers",
     "ARCHIVER_TIME_RESERVE_SECONDS": "time_reserve_seconds",
+    "ARCHIVER_API_REQUESTS_PER_MINUTE": "api_requests_per_minute",
+    "ARCHIVER_API_OVERLAP_MINUTES": "api_overlap_minutes",
+    "ARCHIVER_API_MAX_ATTEMPTS": "api_max_attempts",
+    "ARCHIVER_API_TIMEOUT_SECONDS": "api_timeout_seconds",
 }
-_MAY_BE_ZERO = frozenset({"lookback_days", "retire_grace_seconds", "parse_workers", "time_reserve_seconds"})
+# Settings where 0 makes sense (no lookback, no grace, no overlap, auto); the others must be at least 1.
+_MAY_BE_ZERO = frozenset(
+    {"lookback_days", "retire_grace_seconds", "parse_workers", "time_reserve_seconds", "api_overlap_minutes"}
+)
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +102,15 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"AWS_RETRY_MODE must be legacy, standard or adaptive, got {mode!r}")
         settings = replace(settings, s3_retry_mode=mode)
     return settings
+
+
+def api_token_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """The Workato API token from WORKATO_API_TOKEN (kept out of Settings so no repr can show it)."""
+    env = os.environ if environ is None else environ
+    token = env.get("WORKATO_API_TOKEN", "").strip()
+    if not token:
+        raise ConfigError("WORKATO_API_TOKEN is not set: export the API client's token to pull activity")
+    return token
 
 
 def parse_date(text: str) -> dt.date:

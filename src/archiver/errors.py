@@ -44,3 +44,21 @@ class PreconditionFailedError(StorageError):
 
 class UnsafeKeyError(ArchiverError):
     """A key would resolve outside a local destination folder."""
+
+
+class ApiError(ArchiverError):
+    """Workato's API could not be used; the message says what to check, never the token."""
+
+
+class ApiAuthError(ApiError):
+    """The API refused the token (401/403): a wrong or expired token, or a role without the privilege."""
+
+
+class ApiUnreachableError(ApiError):
+    """The API's base URL cannot be reached (DNS, connection refused, timeouts) after retries."""
+
+    retryable = True
+
+
+class ApiResponseError(ApiError):
+    """The API answered, but not as the activity audit log API does (not JSON, 404, another 4xx)."""

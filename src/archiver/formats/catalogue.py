@@ -4,7 +4,16 @@ Readers filter the `activity` table by area ("every connection change last month
 far more often than by exact event name, and Workato adds event names over time.
 Known names come from Workato's activity audit log reference and its sample
 files; a name we have not seen yet is placed by its prefix (`lookup_table_...`),
-and anything else is `other`, never an error.
+and anything else is `other`, never an error. `is_known` tells the two apart, so a
+run can count the names Workato added since this table was written.
+
+The reference lists activities by their labels ("Connection edited"), not by the
+event names the stream and the API carry (`connection_updated`). `REFERENCE` maps
+every label of the reference, section by section, to the event names it stands
+for: the names the sample files show, and for the rest the names Workato's
+conventions give (`<resource>_<past participle>`); where a label covers several
+names (enabled or disabled), all of them. A test reads the reference itself and
+checks that every label it lists is here and lands in a category.
 
 Where the sample files and the reference disagree on a label, the sample file's
 heading wins for the events it shows: `team_*` events are `team` ("Team - Member
@@ -39,6 +48,7 @@ CATEGORIES: dict[str, str] = {
     "audit_log_streaming_disabled": "account",
     "audit_log_streaming_updated": "account",
     "audit_log_streaming_destination_updated": "account",
+    "audit_log_streaming_data_inclusion_updated": "account",
     "authentication_method_updated": "account",
     "saml_sso_settings_saved": "account",
     "saml_sso_enforcement_enabled": "account",
@@ -51,7 +61,10 @@ CATEGORIES: dict[str, str] = {
     "app_access_updated": "account",
     "custom_oauth_profile_assigned": "account",
     "custom_oauth_profile_unassigned": "account",
+    "custom_oauth_profile_environment_assigned": "account",
+    "custom_oauth_profile_environment_unassigned": "account",
     "external_id_updated": "account",
+    "external_id_environment_updated": "account",
     "embedding_configuration_updated": "account",
     "customer_manager_assigned": "account",
     "customer_manager_removed": "account",
@@ -63,6 +76,7 @@ CATEGORIES: dict[str, str] = {
     # Embedded customer workspaces and the collaborators of a workspace.
     "workspace_created": "workspace",
     "workspace_deleted": "workspace",
+    "workspace_environment_deleted": "workspace",
     "workspace_name_changed": "workspace",
     "invitation_created": "workspace",
     "invitation_accepted": "workspace",
@@ -189,6 +203,9 @@ CATEGORIES: dict[str, str] = {
     "user_group_deleted": "workflow_apps",
     "portal_user_invited": "workflow_apps",
     "portal_user_added_to_group": "workflow_apps",
+    "app_user_group_role_assigned": "workflow_apps",
+    "app_user_group_role_unassigned": "workflow_apps",
+    "app_user_group_role_updated": "workflow_apps",
     "workflow_stage_created": "workflow_apps",
     "workflow_stage_updated": "workflow_apps",
     "workflow_stage_deleted": "workflow_apps",
@@ -217,6 +234,7 @@ PREFIXES: dict[str, str] = {
     "api_key_": "account",
     "error_notification_": "account",
     "custom_oauth_": "account",
+    "external_id_": "account",
     "customer_manager_": "account",
     "shared_connector_": "account",
     "branding_": "account",
@@ -272,3 +290,228 @@ def category_of(event: str) -> str:
             return found
         end = name.rfind("_", 0, end)
     return OTHER
+
+
+def is_known(event: str) -> bool:
+    """Whether the catalogue lists this event name (a prefix match is a guess, not knowledge)."""
+    return event.strip().lower() in CATEGORIES
+
+
+# Every activity of Workato's activity audit log reference: section heading, then
+# each label as the reference spells it, and the event names it stands for.
+REFERENCE: dict[str, dict[str, tuple[str, ...]]] = {
+    "Account activities": {
+        "User login": ("user_login",),
+        "User login failed": ("user_login_failed",),
+        "User logout": ("user_logout",),
+        "Password changed": ("password_changed",),
+        "User switched workspaces": ("user_switched_workspace",),
+        "Account email updated": ("account_email_updated", "user_email_updated"),
+        "User name updated": ("user_name_updated",),
+        "Password reset requested": ("password_reset_requested",),
+        "Enabled two-factor authentication": ("two_factor_auth_enabled",),
+        "Disabled two-factor authentication": ("two_factor_auth_disabled",),
+        "Viewed two-factor authentication recovery codes": ("two_factor_recovery_codes_viewed",),
+        "API key refreshed": ("api_key_refreshed",),
+        "Error notifications email updated": ("error_notification_emails_updated",),
+        "Error notification throttling": ("error_notification_throttling_updated",),
+        "Audit log streaming": ("audit_log_streaming_enabled", "audit_log_streaming_disabled"),
+        "Audit log streaming data inclusion": ("audit_log_streaming_data_inclusion_updated",),
+        "Audit log streaming destination updated": ("audit_log_streaming_destination_updated",),
+        "Authentication method updated": ("authentication_method_updated",),
+        "SAML SSO setting saved": ("saml_sso_settings_saved",),
+        "SAML SSO enforcement enabled": ("saml_sso_enforcement_enabled",),
+        "SAML SSO enforcement disabled": ("saml_sso_enforcement_disabled",),
+        "Roles sync via SAML SSO enabled": ("saml_roles_sync_enabled",),
+        "Roles sync via SAML SSO disabled": ("saml_roles_sync_disabled",),
+        "SAML SSO Just-in-time (JIT) provisioning enabled": ("saml_jit_provisioning_enabled",),
+        "SAML SSO Just-in-time (JIT) provisioning disabled": ("saml_jit_provisioning_disabled",),
+        "Environment switched": ("environment_switched",),
+        "Workspace created": ("workspace_created",),
+        "Environment provisioned": ("environment_provisioned",),
+        "Plan detail updated": ("plan_updated",),
+        "App access updated": ("app_access_updated",),
+        "Custom OAuth profile assignment created": ("custom_oauth_profile_assigned",),
+        "Custom OAuth profile assignment created (environments)": (
+            "custom_oauth_profile_environment_assigned",
+        ),
+        "Custom OAuth profile assignment removed": ("custom_oauth_profile_unassigned",),
+        "Custom OAuth profile assignment removed (environments)": (
+            "custom_oauth_profile_environment_unassigned",
+        ),
+        "External ID updated": ("external_id_updated",),
+        "External ID updated (environments)": ("external_id_environment_updated",),
+        "Embedding configuration updated": ("embedding_configuration_updated",),
+        "Workspace deleted": ("workspace_deleted",),
+        "Workspace deleted (environments)": ("workspace_environment_deleted",),
+        "Customer manager assigned": ("customer_manager_assigned",),
+        "Customer manager removed": ("customer_manager_removed",),
+        "Customer manager updated": ("customer_manager_updated",),
+        "Shared connector deployed": ("shared_connector_deployed",),
+        "Shared connector redeployed": ("shared_connector_redeployed",),
+        "Shared connector removed": ("shared_connector_removed",),
+        "Enabled audit log streaming": ("audit_log_streaming_enabled",),
+        "Branding updated": ("branding_updated",),
+    },
+    "Workspace activities": {
+        "Invite created": ("team_invitation_created", "invitation_created"),
+        "Invite accepted": ("team_invitation_accept", "invitation_accepted"),
+        "Invite modified": ("team_invitation_updated", "invitation_updated"),
+        "Invite canceled": ("team_invitation_deleted", "invitation_deleted"),
+        "Role updated": ("team_membership_updated",),
+        "Member deleted": ("team_membership_deleted",),
+        "Role created": ("role_created", "privilege_group_created"),
+        "Permissions changed for role": ("role_updated", "privilege_group_updated"),
+        "Role deleted": ("role_deleted", "privilege_group_deleted"),
+        "Workspace name changed": ("workspace_name_changed",),
+    },
+    "Recipe activities": {
+        "Started": ("recipe_started",),
+        "Stopped": ("recipe_stopped",),
+        "Created": ("recipe_created",),
+        "Edited": ("recipe_updated",),
+        "Renamed": ("recipe_renamed",),
+        "Moved": ("recipe_moved",),
+        "Cloned/Copied": ("recipe_cloned", "recipe_copied"),
+        "Access scope updated": ("recipe_access_scope_updated",),
+        "Deleted": ("recipe_deleted",),
+        "Tag added to recipe": ("tag_added",),
+        "Tag removed from recipe": ("tag_removed",),
+    },
+    "Connection activities": {
+        "Connection created": ("connection_created",),
+        "Connection edited": ("connection_updated",),
+        "Connection connected": ("connection_connected",),
+        "Connection disconnected": ("connection_disconnected",),
+        "Connection deleted": ("connection_deleted",),
+        "Connection moved": ("connection_moved",),
+        "Tag added to connection": ("tag_added",),
+        "Tag removed from connection": ("tag_removed",),
+    },
+    "Tag activities": {
+        "Tag created": ("tag_created",),
+        "Tag deleted": ("tag_deleted",),
+        "Tag updated": ("tag_updated",),
+    },
+    "Folder activities": {
+        "Folder created": ("folder_created",),
+        "Folder deleted": ("folder_deleted",),
+        "Folder renamed": ("folder_renamed",),
+        "Folder moved": ("folder_moved",),
+    },
+    "Package activities": {
+        "Manifest created": ("manifest_created",),
+        "Manifest updated": ("manifest_updated",),
+        "Manifest deleted": ("manifest_deleted",),
+        "Package exported": ("package_exported",),
+        "Package imported": ("package_imported",),
+        "Project deployed": ("project_deployed",),
+    },
+    "Connector SDK activities": {
+        "Custom connector created": ("connector_created",),
+        "Custom connector updated": ("connector_updated",),
+        "Custom connector released": ("connector_released",),
+        "Custom connector deleted": ("connector_deleted",),
+    },
+    "Common data model activities": {
+        "Common data model created": ("common_data_model_created",),
+        "Common data model updated": ("common_data_model_updated",),
+        "Common data model deleted": ("common_data_model_deleted",),
+    },
+    "Lookup table activities": {
+        "Lookup table created": ("lookup_table_created",),
+        "Lookup table updated": ("lookup_table_updated",),
+        "Lookup table deleted": ("lookup_table_deleted",),
+        "Lookup table truncated": ("lookup_table_truncated",),
+        "CSV imported": ("lookup_table_csv_imported",),
+        "CSV exported": ("lookup_table_csv_exported",),
+        "Lookup table was moved": ("lookup_table_moved",),
+    },
+    "Message template activities": {
+        "Message template created": ("message_template_created",),
+        "Message template updated": ("message_template_updated",),
+        "Message template deleted": ("message_template_deleted",),
+    },
+    "Properties activities": {
+        # Environment properties are "account properties" in Workato's API.
+        "Environment property was created": ("account_property_created",),
+        "Environment property was updated": ("account_property_updated",),
+        "Environment property was deleted": ("account_property_deleted",),
+        "Project property was created": ("project_property_created",),
+        "Project property was updated": ("project_property_updated",),
+        "Project property was deleted": ("project_property_deleted",),
+    },
+    "Event topic activities": {
+        "Event topic created": ("topic_created",),
+        "Event topic updated": ("topic_updated",),
+    },
+    "API collection activities": {
+        "API collection created": ("api_collection_created",),
+        "API collection updated": ("api_collection_updated",),
+        "API collection deleted": ("api_collection_deleted",),
+    },
+    "API endpoint activities": {
+        "API endpoint created": ("api_endpoint_created",),
+        "API endpoint updated": ("api_endpoint_updated",),
+        "API endpoint deleted": ("api_endpoint_deleted",),
+        "API endpoint activated": ("api_endpoint_activated",),
+        "API endpoint deactivated": ("api_endpoint_deactivated",),
+    },
+    "API client activities": {
+        "API client created": ("api_client_created",),
+        "API client updated": ("api_client_updated",),
+        "API client deleted": ("api_client_deleted",),
+    },
+    "API access profile activities": {
+        "API access profile created": ("access_profile_created",),
+        "API access profile updated": ("access_profile_updated",),
+        "API access profile deleted": ("access_profile_deleted",),
+        "API access profile key refreshed": ("access_profile_api_key_refreshed",),
+    },
+    "API policy activities": {
+        "API policy created": ("api_policy_created",),
+        "API policy updated": ("api_policy_updated",),
+        "API policy deleted": ("api_policy_deleted",),
+    },
+    "Workflow apps activities": {
+        "App created": ("app_created",),
+        "App configuration changed": ("app_configuration_changed",),
+        "App was published": ("app_published",),
+        "Portal URL was changed": ("portal_url_changed",),
+        "Portal was renamed": ("portal_renamed",),
+        "Portal authentication settings were changed": ("portal_authentication_changed",),
+        "Embedding settings of {App name} were changed. Embedding was enabled.": (
+            "portal_embedding_changed",
+        ),
+        "Embedding settings of {App name} were changed. Embedding was disabled.": (
+            "portal_embedding_changed",
+        ),
+        "Portal branding settings were changed": ("portal_branding_changed",),
+        "User group was created": ("user_group_created",),
+        "User group was renamed": ("user_group_renamed",),
+        "User group was deleted": ("user_group_deleted",),
+        "Portal user was invited and added to user group": ("portal_user_invited",),
+        "Portal user was added to user group": ("portal_user_added_to_group",),
+        "Role was assigned to user group in {Workflow app}": ("app_user_group_role_assigned",),
+        "Role was unassigned from user group in {Workflow app}": ("app_user_group_role_unassigned",),
+        "Role for user group in {Workflow app} was changed": ("app_user_group_role_updated",),
+        "Workflow stage was created": ("workflow_stage_created",),
+        "Workflow stage was edited": ("workflow_stage_updated",),
+        "Workflow stage was deleted": ("workflow_stage_deleted",),
+        "Page was created": ("page_created",),
+        "Page was renamed": ("page_renamed",),
+        "Page was edited": ("page_updated",),
+        "Page was deleted": ("page_deleted",),
+        "Tag added to Page": ("tag_added",),
+        "Tag removed from Page": ("tag_removed",),
+        "Data table was created": ("data_table_created",),
+        "Data table was renamed": ("data_table_renamed",),
+        "Data table was deleted": ("data_table_deleted",),
+        "Record was added to data table": ("data_table_record_created",),
+        "Record was edited in data table": ("data_table_record_updated",),
+        "Record was removed from data table": ("data_table_record_deleted",),
+        "Structure of data table was modified": ("data_table_structure_updated",),
+        "Tag added to data table": ("tag_added",),
+        "Tag removed from data table": ("tag_removed",),
+    },
+}
