@@ -216,7 +216,7 @@ class WorkatoApi:
             if attempt + 1 >= self.max_attempts:
                 break
             self.counts.retries += 1
-            log.warning("GET %s: %s; retry %d in %.1fs", path, problem, attempt + 1, delay)
+            log.info("GET %s: %s; retry %d in %.1fs", path, problem, attempt + 1, delay)
             await self._sleep(delay)
         raise ApiUnreachableError(
             self._redact(f"{url}: {problem} after {self.max_attempts} attempts; {BASE_URL_HINT}")
