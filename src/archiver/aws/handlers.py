@@ -81,6 +81,7 @@ def task_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     output = run_task(
         request, current_runtime(), run_id=request_id.split("-", 1)[0], now=dt.datetime.now(dt.UTC)
     )
+    metrics.add_metric("Tasks", MetricUnit.Count, 1)
     if request.action == "compact":
         _report_metrics(output)
     logger.info("task finished", extra={"action": request.action, "output": output})
