@@ -7,8 +7,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements/dev.lock
 LOCK_TOOLS := .venv-lock
+# checkov pins boto3 and other libraries to versions that clash with aioboto3's, so it lives
+# in a venv of its own; cfn-lint has no such pins and is in the dev extra.
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed
+CHECKOV_VERSION := 3.3.30
+TEMPLATE := infra/template.yaml
 
-.PHONY: demo test bench lint check lock clean
+.PHONY: demo test bench lint lint-infra lambda-zip check lock clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +22,12 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+$(INFRA_STAMP):
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/pip install --quiet --upgrade pip
+	$(INFRA_VENV)/bin/pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	touch $(INFRA_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/archiver demo
@@ -26,11 +38,21 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
-lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+lint: $(STAMP) lint-infra
+	$(BIN)/ruff check src tests bench infra
+	$(BIN)/ruff format --check src tests bench infra
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# The SAM template, offline: cfn-lint (schemas, SAM resources, the state machine definition)
+# and checkov (security; every skipped check carries its reason in the template's Metadata).
+lint-infra: $(STAMP) $(INFRA_STAMP)
+	$(BIN)/cfn-lint $(TEMPLATE)
+	$(INFRA_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f $(TEMPLATE)
+
+# dist/lambda.zip for the arm64 Python 3.12 runtime (see infra/build_lambda_zip.py).
+lambda-zip: $(STAMP)
+	$(BIN)/python infra/build_lambda_zip.py --out dist/lambda.zip
 
 check: lint test
 
@@ -42,4 +64,4 @@ lock:
 		--generate-hashes --quiet -o $(LOCK)
 
 clean:
-	rm -rf $(VENV) $(LOCK_TOOLS) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) $(LOCK_TOOLS) $(INFRA_VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from archiver.config import Settings
 from archiver.engine.context import ProgressHook
-from archiver.engine.planner import PlannedUnit, plan_units
+from archiver.engine.planner import PLANS_PREFIX, PlannedUnit, plan_units, write_manifest
 from archiver.engine.report import RunReport
 from archiver.engine.run import Clock, Run, utc_now
 from archiver.engine.units import UnitScope, shard_key
@@ -21,6 +21,7 @@ from archiver.storage.location import open_store
 from archiver.storage.store import ObjectStore
 
 __all__ = [
+    "PLANS_PREFIX",
     "PlannedUnit",
     "RunReport",
     "UnitScope",
@@ -31,6 +32,7 @@ __all__ = [
     "plan",
     "shard_key",
     "verify",
+    "write_plan",
 ]
 
 
@@ -116,3 +118,8 @@ async def plan(source: ObjectStore, dest: ObjectStore | None, settings: Settings
 async def verify(source: ObjectStore, dest: ObjectStore, settings: Settings) -> VerifyReport:
     """Prove every source object of the window is archived or quarantined under its ETag."""
     return await verify_window(source, dest, settings.since, settings.until)
+
+
+async def write_plan(dest: ObjectStore, units: Sequence[PlannedUnit], name: str) -> str:
+    """The units as a JSONL manifest (`{"unit": NAME}` a line) under `_archiver/plans/`; returns its key."""
+    return await write_manifest(dest, units, name)

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import orjson
 
 from archiver.config import Settings
 from archiver.engine.context import RunContext, ledger_listings
@@ -22,6 +25,9 @@ from archiver.engine.routing import RootPass
 from archiver.engine.units import shard_key
 from archiver.formats.layout import is_json_key
 from archiver.storage.store import ObjectStore
+
+PLANS_PREFIX = "_archiver/plans/"
+"""Where backfill manifests go, inside the archiver's own folder of the archive."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +77,9 @@ async def plan_units(source: ObjectStore, dest: ObjectStore | None, settings: Se
                 PlannedUnit(leaf.unit, root_pass.routed.get(leaf.unit, 0)) for leaf in root_pass.leaves()
             )
         return units
+
+
+async def write_manifest(dest: ObjectStore, units: Sequence[PlannedUnit], name: str) -> str:
+    key = f"{PLANS_PREFIX}{name}.jsonl"
+    await dest.put(key, b"".join(orjson.dumps({"unit": unit.unit}) + b"\n" for unit in units))
+    return key

@@ -1,0 +1,109 @@
+"""Lambda entry points: `sqs_handler`, `schedule_handler`, `task_handler`.
+
+Each parses its event, runs the engine through the cached runtime of this execution
+environment, and turns the result into its answer. Logs are Powertools' structured
+JSON (counts, keys, error kinds: never object contents, never credentials); metrics go
+to CloudWatch in the embedded metric format, namespace `Archiver`. Configuration is
+the environment (`ARCHIVER_SOURCE`, `ARCHIVER_DEST`, `ARCHIVER_*`), checked on every
+invocation: a missing or invalid variable fails the invocation with a ConfigError
+that names it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from archiver.aws.runtime import current_runtime
+from archiver.aws.schedule import run_schedule, scheduled_time
+from archiver.aws.sqs_batch import handle_batch
+from archiver.aws.tasks import parse_task, run_task
+
+METRICS_NAMESPACE = "Archiver"
+
+logger = Logger(service="archiver")
+metrics = Metrics(namespace=METRICS_NAMESPACE, service="archiver")
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def sqs_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """An SQS batch of S3 notifications -> `{"batchItemFailures": [...]}` naming the failed messages."""
+    result = handle_batch(event, context, current_runtime())
+    plan, outcome = result.plan, result.outcome
+    report = outcome.report.as_dict() if outcome is not None and outcome.report is not None else {}
+    metrics.add_metric("Messages", MetricUnit.Count, len(event.get("Records") or []))
+    metrics.add_metric("MessagesFailed", MetricUnit.Count, len(result.failed_messages))
+    metrics.add_metric("UnknownMessages", MetricUnit.Count, len(plan.unknown))
+    _report_metrics(report)
+    logger.info(
+        "batch archived",
+        extra={
+            "keys": len(plan.all_keys()),
+            "ignored": dict(plan.ignored),
+            "failed_messages": result.failed_messages,
+            "report": _without_failures(report),
+        },
+    )
+    return dict(result.response)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def schedule_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Nightly: compact with the lookback, then verify the final days, within the time left."""
+    now = scheduled_time(event, dt.datetime.now(dt.UTC))
+    result = run_schedule(
+        current_runtime(), now=now, time_left=lambda: context.get_remaining_time_in_millis() / 1000
+    )
+    compact = result.get("compact", {})
+    _report_metrics(compact)
+    if result.get("units_left") is not None:
+        metrics.add_metric("UnitsLeft", MetricUnit.Count, result["units_left"])
+    verify = result.get("verify", {})
+    if "counts" in verify:
+        metrics.add_metric("VerifyGaps", MetricUnit.Count, sum(verify["counts"].values()))
+    logger.info("schedule finished", extra={"result": result})
+    return result
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def task_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A Step Functions task: plan, compact one unit, or verify (raises on a gap)."""
+    request = parse_task(event)
+    request_id = str(getattr(context, "aws_request_id", "") or uuid.uuid4().hex)
+    output = run_task(
+        request, current_runtime(), run_id=request_id.split("-", 1)[0], now=dt.datetime.now(dt.UTC)
+    )
+    metrics.add_metric("Tasks", MetricUnit.Count, 1)
+    if request.action == "compact":
+        _report_metrics(output)
+    logger.info("task finished", extra={"action": request.action, "output": output})
+    return output
+
+
+def _report_metrics(report: Mapping[str, Any]) -> None:
+    for name, metric in (
+        ("objects_archived", "ObjectsArchived"),
+        ("objects_quarantined", "ObjectsQuarantined"),
+        ("objects_failed", "ObjectsFailed"),
+        ("files_written", "FilesWritten"),
+    ):
+        if name in report:
+            metrics.add_metric(metric, MetricUnit.Count, report[name])
+    if "bytes_read" in report:
+        metrics.add_metric("BytesRead", MetricUnit.Bytes, report["bytes_read"])
+
+
+def _without_failures(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The run report for a log line: failures are counted, the first few named."""
+    trimmed = dict(report)
+    failures = trimmed.pop("failures", [])
+    trimmed["first_failures"] = [failure.get("key") for failure in failures[:5]]
+    return trimmed
