@@ -6,10 +6,13 @@ Entry points open stores with `open_stores`, then call `compact`, `compact_keys`
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from archiver.config import Settings
+from archiver.engine.activity import ActivityLedger
 from archiver.engine.context import ProgressHook
 from archiver.engine.planner import PLANS_PREFIX, PlannedUnit, plan_units, write_manifest
 from archiver.engine.report import RunReport
@@ -17,15 +20,19 @@ from archiver.engine.run import Clock, Run, utc_now
 from archiver.engine.units import UnitScope, shard_key
 from archiver.engine.verify import VerifyReport
 from archiver.engine.verify import verify as verify_window
+from archiver.engine.writer import BufferBudget
+from archiver.formats.records import ActivityEvent
 from archiver.storage.location import open_store
 from archiver.storage.store import ObjectStore
 
 __all__ = [
     "PLANS_PREFIX",
+    "ActivitySink",
     "PlannedUnit",
     "RunReport",
     "UnitScope",
     "VerifyReport",
+    "activity_sink",
     "compact",
     "compact_keys",
     "open_stores",
@@ -118,6 +125,30 @@ async def plan(source: ObjectStore, dest: ObjectStore | None, settings: Settings
 async def verify(source: ObjectStore, dest: ObjectStore, settings: Settings) -> VerifyReport:
     """Prove every source object of the window is archived or quarantined under its ETag."""
     return await verify_window(source, dest, settings.since, settings.until)
+
+
+class ActivitySink:
+    """The archive's activity ledger, for events that come from elsewhere than the bucket (the API)."""
+
+    def __init__(self, dest: ObjectStore, settings: Settings, clock: Clock = utc_now) -> None:
+        self._workdir = tempfile.TemporaryDirectory(prefix="archiver-activity-")
+        self._ledger = ActivityLedger(
+            dest, settings, Path(self._workdir.name), BufferBudget(settings.max_buffered_bytes)
+        )
+        self._clock = clock
+
+    async def commit(self, events: Sequence[ActivityEvent]) -> int:
+        """Archive the events, one row per event whatever else holds a copy; return the rows added."""
+        now_us = int(self._clock().timestamp() * 1_000_000)
+        return await self._ledger.commit(events, now_us)
+
+    async def close(self) -> None:
+        self._workdir.cleanup()
+
+
+async def activity_sink(dest: ObjectStore, settings: Settings, *, clock: Clock = utc_now) -> ActivitySink:
+    """Where `pull-activity` archives API events: the same per-day ledgers the stream's events use."""
+    return ActivitySink(dest, settings, clock)
 
 
 async def write_plan(dest: ObjectStore, units: Sequence[PlannedUnit], name: str) -> str:

@@ -10,15 +10,15 @@ from __future__ import annotations
 import math
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from archiver.engine.generation import Removals
 from archiver.engine.ledger import FileRef
 from archiver.engine.writer import UnitWriter, WrittenFile, read_day_partition
 from archiver.storage.store import ObjectStore
@@ -78,14 +78,27 @@ def keep_mask(data: pa.Table, drop: set[tuple[str, tuple[str, str] | None]]) -> 
     return pc.cast(pa.array(keep, pa.bool_()), pa.bool_())
 
 
+Mask = Callable[[pa.Table, Any], pa.Array]
+"""Which rows of a batch to keep, given what must leave the file."""
+
+
 class Rewriter:
     """Copies rows of existing files (new local ones, or committed ones streamed from the store)."""
 
-    def __init__(self, dest: ObjectStore, writer: UnitWriter, *, batch_rows: int, workdir: Path) -> None:
+    def __init__(
+        self,
+        dest: ObjectStore,
+        writer: UnitWriter,
+        *,
+        batch_rows: int,
+        workdir: Path,
+        mask: Mask | None = None,
+    ) -> None:
         self.dest = dest
         self.writer = writer
         self.batch_rows = batch_rows
         self.workdir = workdir
+        self.mask: Mask = mask or keep_mask
 
     async def copy(
         self, key: str, local: WrittenFile | None, drop: set[tuple[str, tuple[str, str] | None]]
@@ -97,7 +110,7 @@ class Rewriter:
             await self.dest.get_file(key, Path(handle.name))
             return self._copy_file(key, Path(handle.name), drop)
 
-    def _copy_file(self, key: str, path: Path, drop: set[tuple[str, tuple[str, str] | None]]) -> list[str]:
+    def _copy_file(self, key: str, path: Path, drop: set[Any]) -> list[str]:
         table_name = key.split("/", 1)[0]
         day = read_day_partition(key)
         destinations: list[str] = []
@@ -105,7 +118,7 @@ class Rewriter:
         for batch in parquet.iter_batches(batch_size=self.batch_rows):
             data = pa.Table.from_batches([batch])
             if drop:
-                data = data.filter(keep_mask(data, drop))
+                data = data.filter(self.mask(data, drop))
             if data.num_rows:
                 new_key = self.writer.add_table(table_name, day, data)
                 if new_key not in destinations:
@@ -126,7 +139,7 @@ async def rewrite(
     rewriter: Rewriter,
     committed: list[FileRef],
     new_files: list[WrittenFile],
-    removals: Removals,
+    removals: Mapping[str, set[Any]],
     *,
     target_bytes: int,
     fanout: int,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archiver.config import Settings
+from archiver.engine.activity import ActivityLedger
 from archiver.engine.commit import Committer
 from archiver.engine.fetcher import ByteBudget
 from archiver.engine.ledger import LEDGER_ROOT
@@ -77,11 +78,13 @@ class RunContext:
     budget: ByteBudget = field(init=False)
     buffers: BufferBudget = field(init=False)
     committer: Committer = field(init=False)
+    activity: ActivityLedger = field(init=False)
 
     def __post_init__(self) -> None:
         self.budget = ByteBudget(self.settings.max_bytes_in_flight)
         self.buffers = BufferBudget(self.settings.max_buffered_bytes)
         self.committer = Committer(self.dest)
+        self.activity = ActivityLedger(self.dest, self.settings, self.workdir, self.buffers)
 
     def tick(self, count: int = 1) -> None:
         if self.progress is not None:

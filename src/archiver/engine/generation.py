@@ -8,15 +8,15 @@ winner's rows, which means removing them from the files that hold them
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from archiver.engine.identity import event_identity
 from archiver.engine.index import JobKey, UnitIndex
 from archiver.engine.ledger import IndexEntry, Outcome
 from archiver.engine.versions import Rank, rank_of
 from archiver.engine.writer import UnitWriter
-from archiver.formats.records import JobState, ParsedObject, Rejection, Row
+from archiver.formats.records import ActivityEvent, JobState, ParsedObject, Rejection, Row
 from archiver.storage.store import ObjectInfo
 
 ROW_TABLES = ("jobs", "job_lines", "activity")
@@ -42,6 +42,8 @@ class VersionResolver:
         self.winners: dict[JobKey, IndexEntry] = index.winners()
         self.versions: dict[JobKey, list[IndexEntry]] = index.versions()
         self.released: Removals = defaultdict(set)
+        self.withdrawn: list[tuple[str, str]] = []
+        """(source key, `day|identity`) of events that changed keys gave before."""
 
     def release_changed(self, changed: set[str]) -> list[str]:
         """Forget what changed keys contributed; return the keys of older versions that may win again."""
@@ -50,6 +52,7 @@ class VersionResolver:
             for entry in self.index.get(key):
                 for file_key in entry.files:
                     self.released[file_key].add((key, entry.job))
+                self.withdrawn.extend((key, event) for event in entry.events)
                 job = entry.job
                 if job is not None and self.winners.get(job) is entry:
                     del self.winners[job]
@@ -68,6 +71,7 @@ class GenerationBuilder:
     archived: int = 0
     quarantined: int = 0
     notes: list[str] = field(default_factory=list)
+    activity: list[ActivityEvent] = field(default_factory=list)
 
     @property
     def removals(self) -> Removals:
@@ -112,15 +116,10 @@ class GenerationBuilder:
         self._entry(IndexEntry(info.key, info.etag, info.size, Outcome.QUARANTINE, files=(file_key,)))
 
     def _activity(self, info: ObjectInfo, parsed: ParsedObject) -> None:
-        by_day: dict[dt.date, list[Row]] = defaultdict(list)
-        for event in parsed.activity:
-            by_day[event.day].append(event.row)
-        files = tuple(
-            self.writer.add_rows("activity", day, rows, max(info.size, 1))
-            for day, rows in sorted(by_day.items())
-        )
-        self.rows["activity"] += len(parsed.activity)
-        self._entry(IndexEntry(info.key, info.etag, info.size, Outcome.ACTIVITY, files=files))
+        """Events go to the activity ledger of their day (see `activity.py`), which owns their rows."""
+        self.activity.extend(parsed.activity)
+        events = tuple(f"{event.day.isoformat()}|{event_identity(event.row)}" for event in parsed.activity)
+        self._entry(IndexEntry(info.key, info.etag, info.size, Outcome.ACTIVITY, events=events))
 
     def _resolve(self, job: JobKey, versions: list[tuple[Rank, ObjectInfo, JobState]]) -> None:
         versions.sort(key=lambda version: version[0])

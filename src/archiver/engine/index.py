@@ -12,6 +12,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from archiver.engine.ledger import Head, IndexEntry, Outcome, SegmentRef, decode_head, decode_index, head_key
 from archiver.engine.units import folder_of
@@ -65,11 +66,18 @@ class UnitIndex:
         return len(self.by_key)
 
 
-def merge_segments(segments: Sequence[list[IndexEntry]]) -> dict[str, list[IndexEntry]]:
+class Keyed(Protocol):
+    key: str
+
+
+K = TypeVar("K", bound=Keyed)
+
+
+def merge_segments(segments: Sequence[list[K]]) -> dict[str, list[K]]:
     """Entries by key, oldest segment first in `segments`: the newest segment mentioning a key wins."""
-    merged: dict[str, list[IndexEntry]] = {}
+    merged: dict[str, list[K]] = {}
     for entries in segments:
-        grouped: dict[str, list[IndexEntry]] = defaultdict(list)
+        grouped: dict[str, list[K]] = defaultdict(list)
         for entry in entries:
             grouped[entry.key].append(entry)
         merged.update(grouped)

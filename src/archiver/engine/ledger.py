@@ -227,6 +227,8 @@ class IndexEntry:
     day: dt.date | None = None
     rank: Rank | None = None
     files: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
+    """For an activity object: `YYYY-MM-DD|identity` of each event it gave its day's activity ledger."""
 
     @property
     def job(self) -> tuple[str, str] | None:
@@ -248,6 +250,7 @@ INDEX_SCHEMA = pa.schema(
         ("stamp_us", pa.int64()),
         ("modified_us", pa.int64()),
         ("files", pa.list_(pa.string())),
+        ("events", pa.list_(pa.string())),
     ]
 )
 
@@ -270,6 +273,7 @@ def encode_index(entries: Iterable[IndexEntry]) -> bytes:
             pa.array([r.stamp_us if r else None for r in ranks], pa.int64()),
             pa.array([r.modified_us if r else None for r in ranks], pa.int64()),
             pa.array([list(e.files) for e in ordered], pa.list_(pa.string())),
+            pa.array([list(e.events) for e in ordered], pa.list_(pa.string())),
         ],
         schema=INDEX_SCHEMA,
     )
@@ -304,6 +308,7 @@ def decode_index(data: bytes) -> list[IndexEntry]:
                 day=columns["day"][i],
                 rank=rank,
                 files=tuple(columns["files"][i] or ()),
+                events=tuple(columns["events"][i] or ()),
             )
         )
     return entries

@@ -269,7 +269,9 @@ class Run:
     def _finish_counts(self, started: float) -> None:
         report = self.report
         report.seconds = time.perf_counter() - started
-        report.files_deleted += self.ctx.committer.files_deleted
+        report.files_deleted += self.ctx.committer.files_deleted + self.ctx.activity.committer.files_deleted
+        report.files_written += self.ctx.activity.files_written
+        report.commit_conflicts += self.ctx.activity.conflicts
         source, dest = self.ctx.source, self.ctx.dest
         stores = [source.counts] if source is dest else [source.counts, dest.counts]
         requests = [counts.as_report() for counts in stores]

@@ -78,7 +78,8 @@ def unit_owner(unit: str) -> str:
     """The prefix of the data-file names a unit owns: `d20240820`, `d20240820.3`, `l20240820`, `lundated`."""
     root, dot, path = unit.partition(".")
     day = root_date(root)
-    stem = ("d" if root.startswith(DAY_ROOT) else "l") + (f"{day:%Y%m%d}" if day else "undated")
+    kind = "d" if root.startswith(DAY_ROOT) else "a" if root.startswith("activity=") else "l"
+    stem = kind + (f"{day:%Y%m%d}" if day else "undated")
     return stem + dot + path
 
 

@@ -15,12 +15,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from archiver.engine import ledger
-from archiver.engine.index import UnitIndex, read_index
-from archiver.engine.ledger import Outcome
+from archiver.engine.activity import ACTIVITY_ROOT
+from archiver.engine.index import UnitIndex, read_head, read_index
+from archiver.engine.ledger import Head, Outcome
 from archiver.engine.listing import Window, iter_root, plan_source
 from archiver.engine.routing import load_tree
 from archiver.engine.tree import UnitTree
-from archiver.engine.units import folder_of, unit_day
+from archiver.engine.units import folder_of, root_date
 from archiver.formats.layout import is_json_key
 from archiver.formats.schema import PARTITIONED_TABLES
 from archiver.storage.store import ObjectStore
@@ -121,8 +122,27 @@ async def verify(
                 report.objects_quarantined += 1
             else:
                 report.objects_archived += 1
-    await _check_files(dest, trees, report)
+    heads = [state.head for tree in trees for state in tree.states.values() if state.etag is not None]
+    heads += await _activity_heads(dest, since, until)
+    await _check_files(dest, heads, report)
     return report
+
+
+async def _activity_heads(dest: ObjectStore, since: dt.date | None, until: dt.date | None) -> list[Head]:
+    """The heads of the activity ledgers of the window's days (they own the `activity` rows)."""
+    prefix = f"{ledger.LEDGER_ROOT}{ACTIVITY_ROOT}"
+    start_after = f"{prefix}{since - dt.timedelta(days=1)}~" if since else None
+    heads: list[Head] = []
+    async for page in dest.list_pages(prefix, start_after=start_after):
+        for info in page.objects:
+            unit = info.key[len(ledger.LEDGER_ROOT) :].split("/", 1)[0]
+            day = root_date(unit)
+            if not info.key.endswith("/" + ledger.HEAD_NAME) or (until and day and day > until):
+                continue
+            head, _ = await read_head(dest, unit)
+            if head is not None:
+                heads.append(head)
+    return heads
 
 
 async def _units_of_root(dest: ObjectStore, root: str) -> list[str]:
@@ -135,15 +155,14 @@ async def _units_of_root(dest: ObjectStore, root: str) -> list[str]:
     return sorted(units)
 
 
-async def _check_files(dest: ObjectStore, trees: list[UnitTree], report: VerifyReport) -> None:
+async def _check_files(dest: ObjectStore, heads: list[Head], report: VerifyReport) -> None:
     """Every referenced file exists; every data file of the verified units is referenced (or retired)."""
-    heads = [state.head for tree in trees for state in tree.states.values() if state.etag is not None]
     referenced = {ref.key for head in heads for ref in head.files}
     retired = {item.key for head in heads for item in head.retired}
     folders = {key.rsplit("/", 1)[0] + "/" for key in referenced | retired}
     owners = {ledger.file_owner(head.unit) for head in heads}
-    for tree in trees:
-        day = unit_day(tree.root)
+    for head in heads:
+        day = root_date(head.unit)
         if day is not None:
             folders.update(f"{table}/date={day.isoformat()}/" for table in PARTITIONED_TABLES)
     folders.add("quarantine/")

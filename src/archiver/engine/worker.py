@@ -185,11 +185,14 @@ class UnitWorker:
         self.ctx.report.objects_skipped += fetched.vanished
         if generation is None:
             return None
-        generation.counts = (
-            fetched.builder.archived,
-            fetched.builder.quarantined,
-            dict(fetched.builder.rows),
+        # Events are committed to their days' activity ledgers before the unit records their
+        # objects as archived: a crash in between re-commits them, which adds nothing.
+        rows = dict(fetched.builder.rows)
+        withdrawn = fetched.builder.resolver.withdrawn
+        rows["activity"] = await self.ctx.activity.commit(
+            fetched.builder.activity, self.ctx.now_us, withdrawn
         )
+        generation.counts = (fetched.builder.archived, fetched.builder.quarantined, rows)
         generation.notes = list(fetched.builder.notes)
         return generation
 

@@ -88,7 +88,7 @@ class JobLineRow(TypedDict):
 class ActivityRow(TypedDict):
     """One `activity` row (see `schema.ACTIVITY`)."""
 
-    event_id: str
+    event_id: str | None
     event: str | None
     category: str
     occurred_at: int

@@ -74,8 +74,10 @@ class ActivitySink(Protocol):
 
 
 async def open_sink(dest: ObjectStore, settings: Settings) -> ActivitySink:
-    """The archive's activity sink on DEST. The engine's activity ledger provides it."""
-    raise NotImplementedError("the activity sink lands with the engine's activity ledger")
+    """The archive's activity sink on DEST: the engine's per-day activity ledgers."""
+    from archiver.engine import api
+
+    return await api.activity_sink(dest, settings)
 
 
 @dataclass(slots=True)

@@ -266,11 +266,14 @@ class S3Store:
             except Exception as error:
                 raise self._error(error, "read", key) from None
             try:
-                with path.open("wb") as handle:
-                    async with response["Body"] as stream:
-                        while chunk := await stream.read(STREAM_CHUNK_BYTES):
+                body = response["Body"]
+                try:
+                    with path.open("wb") as handle:
+                        while chunk := await body.read(STREAM_CHUNK_BYTES):
                             handle.write(chunk)
                             self.counts.bytes_read += len(chunk)
+                finally:
+                    body.close()
             except BODY_READ_ERRORS as error:
                 if attempt == self._body_attempts:
                     raise self._error(error, "read", key) from None

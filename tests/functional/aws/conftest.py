@@ -72,6 +72,9 @@ def deployed(
     monkeypatch.setenv("ARCHIVER_SOURCE", f"s3://{source_bucket}/{SOURCE_PREFIX}")
     monkeypatch.setenv("ARCHIVER_DEST", f"s3://{dest_bucket}/{DEST_PREFIX}")
     monkeypatch.setenv("ARCHIVER_CONCURRENCY", "8")
+    # Superseded files go at once, so a reader's view is exactly the committed one (the grace
+    # period, which keeps them for queries in flight, has tests of its own).
+    monkeypatch.setenv("ARCHIVER_RETIRE_GRACE_SECONDS", "0")
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     return Deployed(aws_env, source_bucket, dest_bucket, summary, root, keys)
 

@@ -19,6 +19,7 @@ from archiver.cli.main import main
 from archiver.config import Settings
 from archiver.sources import activity_pull
 from archiver.storage.store import ObjectStore
+from tests.functional.readback import read_rows
 from tests.functional.sources.conftest import TOKEN, MemorySink
 from tests.functional.sources.fake_workato import FakeWorkato, make_events, running_fake
 
@@ -155,7 +156,6 @@ def test_bad_arguments_exit_2(
     assert code == 2 and message in err and TOKEN not in err
 
 
-@pytest.mark.xfail(strict=True, reason="sink lands with the engine's activity ledger")
 def test_pull_activity_archives_into_the_activity_table(
     fake: FakeWorkato, env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -168,4 +168,10 @@ def test_pull_activity_archives_into_the_activity_table(
     reports = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert first == second == 0
     assert [report["events_new"] for report in reports] == [150, 0]
-    assert list(dest.glob("activity/date=*/*.parquet"))
+    # AND the activity table holds each event once, with Workato's id and the API as its source
+    rows = read_rows(dest, "activity")
+    assert len(rows) == 150
+    assert len({row["event_id"] for row in rows}) == 150
+    assert all(
+        row["source_key"] == "api:/api/activity_logs" and row["stream_type"] == "activity_api" for row in rows
+    )

@@ -612,7 +612,7 @@ def test_activity_case(
     assert row["ip_address"] == ip_address
     assert row["stream_type"] == stream_type
     assert activity.day == dt.datetime.fromtimestamp(occurred_at / 1e6, dt.UTC).date()
-    assert re.fullmatch(r"[0-9a-f]{16}|\d+", row["event_id"])
+    assert row["event_id"] is None or re.fullmatch(r"\d+", row["event_id"])
 
 
 def test_user_login_columns() -> None:
@@ -684,19 +684,14 @@ def test_top_level_keys_without_a_column_are_kept_in_details() -> None:
     assert details["request"]["ip_address"] == "60.160.90.91"
 
 
-def test_derived_event_ids_are_stable_and_differ_by_key_and_position() -> None:
-    # GIVEN two events in one custom wrapper
+def test_stream_events_carry_no_invented_event_id() -> None:
+    # GIVEN two events in one custom wrapper (the stream's copies carry no Workato id)
     first = read("custom_wrapper_log_entries.json")
-    again = read("custom_wrapper_log_entries.json")
-    elsewhere = read("custom_wrapper_log_entries.json", key="other/custom_wrapper_log_entries.json")
-    # WHEN their ids are compared
+    # WHEN their ids are read
     ids = [event.row["event_id"] for event in first.activity]
-    # THEN reading again gives the same ids; position and key make them differ
+    # THEN event_id is empty: it is Workato's id where an event carries one, never made up
     assert [event.row["event"] for event in first.activity] == ["recipe_started", "recipe_stopped"]
-    assert ids == [event.row["event_id"] for event in again.activity]
-    assert ids[0] != ids[1]
-    assert set(ids).isdisjoint(event.row["event_id"] for event in elsewhere.activity)
-    assert all(re.fullmatch(r"[0-9a-f]{16}", event_id) for event_id in ids)
+    assert ids == [None, None]
     assert {event.row["stream_type"] for event in first.activity} == {"user_activity"}
 
 

@@ -1,0 +1,241 @@
+"""One `activity` row per event, whichever way it came: the S3 stream, the activity API, or both.
+
+The stream's copy of an event carries no Workato id; the API's does. Both copies of
+one event agree on the event name, the second, the user id and the resource type
+and id. Whatever order the copies arrive in (stream first, API first, the stream
+copy days late, the stream delivering twice), the archive ends with one row per
+event, carrying Workato's id where any copy had it, the same row every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from archiver.config import Settings
+from archiver.engine import api
+from archiver.formats.envelopes import ACTIVITY_API, Envelope
+from archiver.formats.normalize import read_activity
+from archiver.formats.records import ActivityEvent
+from archiver.storage.localfs import LocalStore
+from tests.functional.readback import read_rows
+
+SETTINGS = Settings(concurrency=4, retire_grace_seconds=0)
+DAY = dt.date(2025, 3, 12)
+EVENTS = [
+    ("recipe_stopped", "Flow", 101, "00:06:33"),
+    ("recipe_started", "Flow", 101, "00:07:01"),
+    ("connection_updated", "Connection", 7, "09:15:00"),
+    ("user_login", None, None, "23:59:59"),
+]
+
+
+def stream_body(event: str, resource_type: str | None, resource_id: int | None, clock: str) -> bytes:
+    """A user-activity object as Workato streams it: a wrapper around the event, no id."""
+    log: dict[str, Any] = {
+        "event": event,
+        "details": {"stop_reason": "user"} if event == "recipe_stopped" else {},
+        "user": {
+            "id": 99999,
+            "name": "Taylor Cruz",
+            "email": "taylor@example.com",
+            "environment_type": "dev",
+        },
+        "team": {"id": 55555, "name": "Operations team", "environment_type": "dev"},
+        "timestamp": f"{DAY.isoformat()} {clock}.{412 if clock.endswith('1') else 0:03d} UTC",
+    }
+    if resource_type is not None:
+        log["resource"] = {"type": resource_type, "id": resource_id, "name": f"{resource_type} {resource_id}"}
+    return orjson.dumps(
+        {"source": "Workato", "UserID": "99999", "log": log, "log_message": orjson.dumps(log).decode()}
+    )
+
+
+def api_record(
+    number: int, event: str, resource_type: str | None, resource_id: int | None, clock: str
+) -> dict[str, Any]:
+    """The same event as the activity audit log API returns it: with Workato's id."""
+    record: dict[str, Any] = {
+        "id": 900_000 + number,
+        "timestamp": f"{DAY.isoformat()} {clock} UTC",
+        "event_type": event,
+        "workspace": {"id": 55555, "name": "Operations team", "environment": "dev"},
+        "user": {"id": 99999, "name": "Taylor Cruz", "email": "taylor@example.com"},
+        "details": {"request": {"ip_address": "203.0.113.7", "user_agent": "Mozilla/5.0"}},
+    }
+    if resource_type is not None:
+        record["resource"] = {
+            "id": resource_id,
+            "name": f"{resource_type} {resource_id}",
+            "type": resource_type,
+        }
+    return record
+
+
+def api_events() -> list[ActivityEvent]:
+    events = []
+    for number, spec in enumerate(EVENTS):
+        parsed = read_activity(
+            Envelope(ACTIVITY_API, api_record(number, *spec)), key="api:/api/activity_logs", etag=""
+        )
+        assert isinstance(parsed, ActivityEvent)
+        parsed.row["source_etag"] = None
+        events.append(parsed)
+    return events
+
+
+def write_stream(source: Path, suffix: str = "") -> None:
+    for number, spec in enumerate(EVENTS):
+        path = source / "99999" / "activity" / DAY.strftime("%Y%m%d") / f"event-{number}{suffix}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(stream_body(*spec))
+
+
+def compact(source: Path, dest: Path) -> api.RunReport:
+    dest.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(api.compact(LocalStore(source), LocalStore(dest), SETTINGS))
+
+
+def pull(dest: Path) -> int:
+    dest.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> int:
+        sink = await api.activity_sink(LocalStore(dest), SETTINGS)
+        try:
+            return await sink.commit(api_events())
+        finally:
+            await sink.close()
+
+    return asyncio.run(run())
+
+
+def activity(dest: Path) -> list[dict[str, Any]]:
+    rows = read_rows(dest, "activity")
+    return sorted(rows, key=lambda row: (row["occurred_at"], row["event"]))
+
+
+def identities(rows: list[dict[str, Any]]) -> list[tuple[object, ...]]:
+    return [
+        (
+            r["event"],
+            r["occurred_at"].replace(microsecond=0),
+            r["user_id"],
+            r["resource_type"],
+            r["resource_id"],
+        )
+        for r in rows
+    ]
+
+
+def assert_one_row_per_event_with_ids(rows: list[dict[str, Any]]) -> None:
+    assert len(rows) == len(EVENTS)
+    assert len(set(identities(rows))) == len(EVENTS)
+    assert sorted(row["event_id"] for row in rows) == [str(900_000 + n) for n in range(len(EVENTS))]
+
+
+Order = Callable[[Path, Path], None]
+
+
+def stream_then_api(source: Path, dest: Path) -> None:
+    write_stream(source)
+    compact(source, dest)
+    pull(dest)
+
+
+def api_then_stream(source: Path, dest: Path) -> None:
+    pull(dest)
+    write_stream(source)
+    compact(source, dest)
+
+
+def api_then_late_stream_then_api_again(source: Path, dest: Path) -> None:
+    pull(dest)
+    compact(source, dest)  # nothing streamed yet
+    write_stream(source)  # the stream copies arrive days late
+    compact(source, dest)
+    pull(dest)
+
+
+@pytest.mark.parametrize("order", [stream_then_api, api_then_stream, api_then_late_stream_then_api_again])
+def test_stream_and_api_copies_of_an_event_are_one_row_whatever_the_order(
+    order: Order, tmp_path: Path
+) -> None:
+    # GIVEN a source folder and an archive
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    source.mkdir()
+    # WHEN both copies of every event arrive in this order
+    order(source, dest)
+    # THEN one row per event, each carrying Workato's id
+    rows = activity(dest)
+    assert_one_row_per_event_with_ids(rows)
+
+
+def test_every_order_ends_in_the_same_rows(tmp_path: Path) -> None:
+    # GIVEN the same events archived in three orders
+    results = []
+    for order in (stream_then_api, api_then_stream, api_then_late_stream_then_api_again):
+        source, dest = tmp_path / order.__name__ / "source", tmp_path / order.__name__ / "dest"
+        source.mkdir(parents=True)
+        order(source, dest)
+        results.append(activity(dest))
+    # THEN the activity tables are equal row for row (the API copy's row is kept)
+    assert results[0] == results[1] == results[2]
+    assert all(row["source_key"] == "api:/api/activity_logs" for row in results[0])
+
+
+def test_the_stream_delivering_an_event_twice_is_one_row_and_the_smaller_key_is_kept(tmp_path: Path) -> None:
+    # GIVEN every event streamed twice, under two keys, archived in two runs in either order
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    write_stream(source, suffix="-b")
+    first = compact(source, dest)
+    write_stream(source, suffix="-a")
+    second = compact(source, dest)
+    # THEN one row per event; the report counted the new rows only once
+    rows = activity(dest)
+    assert len(rows) == len(EVENTS) and len(set(identities(rows))) == len(EVENTS)
+    assert all(row["source_key"].endswith("-a.json") for row in rows)
+    assert all(row["event_id"] is None for row in rows)
+    assert first.rows["activity"] == len(EVENTS) and second.rows["activity"] == 0
+
+
+def test_a_rerun_of_either_source_adds_nothing(tmp_path: Path) -> None:
+    # GIVEN an archive holding both copies of every event
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    source.mkdir()
+    stream_then_api(source, dest)
+    before = sorted(p.name for p in dest.rglob("*.parquet"))
+    # WHEN the API is pulled again and the stream compacted again
+    added = pull(dest)
+    report = compact(source, dest)
+    # THEN nothing is added or rewritten
+    assert added == 0 and report.rows["activity"] == 0
+    assert sorted(p.name for p in dest.rglob("*.parquet")) == before
+    assert_one_row_per_event_with_ids(activity(dest))
+
+
+def test_distinct_api_events_that_look_alike_stay_two_rows(tmp_path: Path) -> None:
+    # GIVEN two API records with the same name, second, user and resource but different ids
+    dest = tmp_path / "dest"
+    twins = api_events()[:1] * 2
+    twins = [ActivityEvent(twins[0].day, dict(twins[0].row)), ActivityEvent(twins[0].day, dict(twins[0].row))]
+    twins[1].row["event_id"] = "999999"
+
+    async def run() -> int:
+        dest.mkdir()
+        sink = await api.activity_sink(LocalStore(dest), SETTINGS)
+        try:
+            return await sink.commit(twins)
+        finally:
+            await sink.close()
+
+    # WHEN they are archived
+    added = asyncio.run(run())
+    # THEN both are kept
+    assert added == 2
+    assert sorted(row["event_id"] for row in activity(dest)) == ["900000", "999999"]
