@@ -143,18 +143,24 @@ async def rewrite(
     *,
     target_bytes: int,
     fanout: int,
+    missing: set[str] | None = None,
 ) -> RewriteResult:
-    """Apply removals by copy-on-write and merge one tier of small files per partition."""
+    """Apply removals by copy-on-write and merge one tier of small files per partition.
+
+    Files in `missing` are gone from the archive: they are dropped, never read.
+    """
+    gone = missing or set()
     local = {written.key: written for written in new_files}
     sizes = [Sized(ref.key, ref.bytes) for ref in committed] + [Sized(f.key, f.bytes) for f in new_files]
     targets = {key for key, drop in removals.items() if drop} | files_to_merge(
         sizes, target_bytes=target_bytes, fanout=fanout
     )
     committed_keys = {ref.key for ref in committed}
-    targets &= committed_keys | set(local)
+    targets = (targets - gone) & (committed_keys | set(local))
+    dropped = gone & committed_keys
     if not targets:
-        return RewriteResult(new_files, {}, [])
-    mapping: dict[str, list[str]] = {}
+        return RewriteResult(new_files, {key: [] for key in dropped}, [])
+    mapping: dict[str, list[str]] = {key: [] for key in dropped}
     try:
         for key in sorted(targets):
             mapping[key] = await rewriter.copy(key, local.get(key), removals.get(key, set()))

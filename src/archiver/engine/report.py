@@ -32,6 +32,7 @@ class RunReport:
     units_left: list[str] = field(default_factory=list)
     unarchived_keys: list[str] = field(default_factory=list)
     future_days: list[str] = field(default_factory=list)
+    missing_files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     window: dict[str, str | None] = field(default_factory=dict)
 
@@ -68,6 +69,7 @@ class RunReport:
             "units_failed": len(self.failed_units),
             "units_left": list(self.units_left),
             "future_days": list(self.future_days),
+            "missing_files": self.missing_files[:MAX_LISTED],
             "id_conflicts": len(self.notes),
             "notes": self.notes[:MAX_LISTED],
             "window": dict(self.window),

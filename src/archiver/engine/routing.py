@@ -22,7 +22,7 @@ from archiver.engine.index import read_index
 from archiver.engine.ledger import Fingerprint, Head, decode_head
 from archiver.engine.listing import SourcePlan, iter_root
 from archiver.engine.tree import BoundaryPicker, Leaf, UnitState, UnitTree, sealed
-from archiver.engine.units import folder_of
+from archiver.engine.units import folder_of, unit_day, unit_owner
 from archiver.errors import NotFoundError, PreconditionFailedError
 from archiver.formats.layout import is_json_key
 from archiver.storage.store import ObjectInfo, ObjectStore
@@ -39,6 +39,27 @@ class Batch:
     tree: UnitTree
     unit: str
     objects: list[ObjectInfo]
+
+
+async def missing_files(dest: ObjectStore, tree: UnitTree) -> set[str]:
+    """Data files the root's committed heads name that are not in the archive (deleted by mistake)."""
+    referenced = {ref.key for state in tree.states.values() for ref in state.head.files}
+    if not referenced:
+        return set()
+    present: set[str] = set()
+    for folder in sorted(
+        {key.rsplit("/", 1)[0] + "/" for key in referenced if not key.startswith("quarantine/")}
+    ):
+        async for page in dest.list_pages(folder, delimiter="/"):
+            present.update(info.key for info in page.objects)
+    owners = {ledger.file_owner(unit) for unit in tree.states}
+    for owner in sorted(owners):
+        async for page in dest.list_pages(f"quarantine/{owner}"):
+            present.update(info.key for info in page.objects)
+    missing = referenced - present
+    if missing:
+        log.info("%s: %d data files its ledger names are missing; repairing", tree.root, len(missing))
+    return missing
 
 
 async def load_tree(dest: ObjectStore, root: str, units: list[str]) -> UnitTree:
@@ -123,6 +144,30 @@ class RootPass:
                 self.fingerprint.add(info.key, info.etag)
             yield info
 
+    def data_prefixes(self) -> list[str]:
+        """Where the root's own data files are: its day's jobs and lines, its quarantine files."""
+        owner = unit_owner(self.root)
+        day = unit_day(self.root)
+        prefixes = [f"quarantine/{owner}"]
+        if day is not None:
+            prefixes += [f"jobs/date={day.isoformat()}/", f"job_lines/date={day.isoformat()}/"]
+        return prefixes
+
+    async def marker_digest(self) -> str:
+        """The source listing's fingerprint joined with the root's data files as they are now.
+
+        A deleted data file changes it, so a rerun notices (and repairs) instead of
+        skipping the root.
+        """
+        data = Fingerprint()
+        for prefix in self.data_prefixes():
+            async for page in self.ctx.dest.list_pages(prefix):
+                for info in page.objects:
+                    data.add(info.key, str(info.size))  # names and sizes: a copied archive still matches
+        return ledger.listing_fingerprint(
+            [("source", self.fingerprint.hexdigest()), ("data", data.hexdigest())]
+        )
+
     async def batches(self) -> AsyncIterator[Batch]:
         lo, hi = await self._range()
         kept: list[ObjectInfo] | None = None
@@ -134,14 +179,21 @@ class RootPass:
                     kept.append(info)
                     if len(kept) > self.limit:
                         kept = None
-            if ledger.seen_key(self.scope, self.fingerprint.hexdigest()) in self._seen_markers():
+            if ledger.seen_key(self.scope, await self.marker_digest()) in self._seen_markers():
                 self.ctx.report.objects_skipped += self.fingerprint.count
                 self.skipped_whole = True
                 return
         tree = await self._tree()
+        tree.missing = await missing_files(self.ctx.dest, tree)
         source = _replay(kept) if kept is not None else self._listing(lo, hi, count=not counted)
+        batched: set[str] = set()
         async for batch in self._route(tree, source):
+            batched.add(batch.unit)
             yield batch
+        # A unit that lost a data file is repaired (or reports what is lost) even with nothing listed.
+        for unit, state in sorted(tree.states.items()):
+            if unit not in batched and tree.missing & state.head.file_keys():
+                yield Batch(tree, unit, [])
 
     async def _route(self, tree: UnitTree, source: AsyncIterator[ObjectInfo]) -> AsyncIterator[Batch]:
         """Batches per unit, a leaf's batch as soon as the listing has passed its range."""

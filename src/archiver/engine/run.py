@@ -258,7 +258,7 @@ class Run:
         if root_pass.fingerprint.count == 0:
             return
         scope = root_pass.scope
-        marker = ledger.seen_key(scope, root_pass.fingerprint.hexdigest())
+        marker = ledger.seen_key(scope, await root_pass.marker_digest())
         await self.ctx.dest.put(marker, b"")
         prefix = ledger.seen_key(scope, "")
         stale = [key for key in self.ctx.ledgers.of(scope) if key.startswith(prefix) and key != marker]

@@ -20,12 +20,21 @@ from archiver.engine.writer import UnitWriter
 
 
 async def stage_generation(
-    ctx: RunContext, state: UnitState, index: UnitIndex, builder: GenerationBuilder, token: str
+    ctx: RunContext,
+    state: UnitState,
+    index: UnitIndex,
+    builder: GenerationBuilder,
+    token: str,
+    missing: set[str] | None = None,
 ) -> Generation | None:
-    """The generation the builder describes, with files rewritten and the head to publish; None if empty."""
+    """The generation the builder describes, with files rewritten and the head to publish; None if empty.
+
+    `missing` names committed files deleted from the archive: they leave the head
+    (their rows come back through the objects re-read into this generation).
+    """
     head = state.head
     new_files = builder.writer.close()
-    if not builder.entries:
+    if not builder.entries and not missing:
         for written in new_files:
             written.path.unlink(missing_ok=True)
         return None
@@ -54,6 +63,7 @@ async def stage_generation(
         builder.removals,
         target_bytes=settings.target_file_bytes,
         fanout=settings.max_small_files,
+        missing=missing or set(),
     )
     entries = _segment_entries(index, builder.entries, rewritten.mapping)
     segment_key = ledger.segment_key(head.unit, generation_number, token)

@@ -77,16 +77,18 @@ class UnitWorker:
                 continue
             if state.head.sealed:
                 objects = await self._hand_down(tree, state.head, index, objects, result)
-            new = [info for info in objects if index.etag(info.key) != info.etag]
+            missing = tree.missing & state.head.file_keys()
+            rebuild = await self._repairable(index, objects, missing, result) if missing else set()
+            new = [info for info in objects if index.etag(info.key) != info.etag or info.key in rebuild]
             self.ctx.report.objects_skipped += len(objects) - len(new)
-            if not new:
+            if not new and not missing:
                 return result
             if self._overflows(state.head, index, new):
                 await self._seal(tree, state, index, new)
                 objects = new
                 continue
             try:
-                generation = await self._attempt(state, index, objects, new, result)
+                generation = await self._attempt(state, index, objects, new, result, missing)
             except NotFoundError as missing:
                 if not await self._head_moved(unit, state.etag):
                     raise ArchiverError(f"unit {unit}: {missing}") from None
@@ -99,6 +101,29 @@ class UnitWorker:
                 return result
             conflicts = await self._retry(tree, unit, conflicts, "a rival committed first")
             objects = new
+
+    async def _repairable(
+        self, index: UnitIndex, objects: list[ObjectInfo], missing: set[str], result: UnitResult
+    ) -> set[str]:
+        """Source keys whose rows were in a deleted data file and can be read again; the others are lost."""
+        affected = {key for key, entries in index.by_key.items() for e in entries if missing & set(e.files)}
+        listed = {info.key: info for info in objects}
+        for key in sorted(affected - set(listed)):
+            info = await self.ctx.source.head(key)
+            if info is not None:
+                objects.append(info)
+                listed[key] = info
+            else:
+                failure = {
+                    "key": key,
+                    "error": "its archived rows were in a deleted data file and the source object is gone",
+                    "kind": "UnrepairableError",
+                }
+                result.failures.append(failure)
+                result.complete = False
+        self.ctx.report.missing_files.extend(sorted(missing))
+        log.info("repairing %d objects whose rows were in %d deleted files", len(affected), len(missing))
+        return affected & set(listed)
 
     async def _head_moved(self, unit: str, etag: str | None) -> bool:
         _, current = await read_head(self.ctx.dest, unit)
@@ -168,6 +193,7 @@ class UnitWorker:
         objects: list[ObjectInfo],
         new: list[ObjectInfo],
         result: UnitResult,
+        missing: set[str],
     ) -> Generation | None:
         token = secrets.token_hex(4)
         writer = self._writer(state.head, token)
@@ -175,7 +201,7 @@ class UnitWorker:
         fetched = Fetched(GenerationBuilder(writer, resolver), writer)
         try:
             await self._read(state.head, index, objects, new, fetched)
-            generation = await stage_generation(self.ctx, state, index, fetched.builder, token)
+            generation = await stage_generation(self.ctx, state, index, fetched.builder, token, missing)
         except BaseException:
             writer.abandon()
             raise

@@ -56,7 +56,7 @@ REPORT_KEYS = {
 }
 REQUEST_KINDS = {"list", "get", "put", "delete", "head"}
 TABLES = ("jobs", "job_lines", "activity", "quarantine")
-UNREACHABLE_TIMEOUT = 6.0
+UNREACHABLE_TIMEOUT = 15.0  # one attempt takes about a second; the default retries take over 30 s
 """Seconds a run against a closed port may take: one attempt is well under a second plus start-up."""
 
 Outcome = subprocess.CompletedProcess[str] | subprocess.TimeoutExpired
