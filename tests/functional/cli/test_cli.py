@@ -56,8 +56,9 @@ REPORT_KEYS = {
 }
 REQUEST_KINDS = {"list", "get", "put", "delete", "head"}
 TABLES = ("jobs", "job_lines", "activity", "quarantine")
-UNREACHABLE_TIMEOUT = 15.0  # one attempt takes about a second; the default retries take over 30 s
-"""Seconds a run against a closed port may take: one attempt is well under a second plus start-up."""
+UNREACHABLE_TIMEOUT = 15.0
+"""Seconds a run against a closed port may take: one attempt is about a second with start-up (more on a
+loaded machine); the default retries would take over 30 s."""
 
 Outcome = subprocess.CompletedProcess[str] | subprocess.TimeoutExpired
 
