@@ -23,7 +23,7 @@ from archiver.engine.ledger import Fingerprint, Head, decode_head
 from archiver.engine.listing import SourcePlan, iter_root
 from archiver.engine.tree import BoundaryPicker, Leaf, UnitState, UnitTree, sealed
 from archiver.engine.units import folder_of, unit_day, unit_owner
-from archiver.errors import NotFoundError, PreconditionFailedError
+from archiver.errors import ConfigError, NotFoundError, PreconditionFailedError
 from archiver.formats.layout import is_json_key
 from archiver.storage.store import ObjectInfo, ObjectStore
 
@@ -124,7 +124,13 @@ class RootPass:
     async def _range(self) -> tuple[str | None, str | None]:
         if self.scope == self.root:
             return None, None
-        return (await self._tree()).range_of(self.scope)
+        try:
+            return (await self._tree()).range_of(self.scope)
+        except KeyError:
+            raise ConfigError(
+                f"unit {self.scope} is not in the archive's split of {self.root}: "
+                f"print the units with `archiver plan SOURCE DEST`"
+            ) from None
 
     async def _tree(self) -> UnitTree:
         if self.tree is None:

@@ -29,7 +29,7 @@ from archiver.engine.routing import Batch, RootPass, load_tree
 from archiver.engine.units import UnitScope, folder_of, root_of, root_of_key, unit_day
 from archiver.engine.watermark import Watermark
 from archiver.engine.worker import UnitWorker
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, ConfigError
 from archiver.formats.layout import is_json_key
 from archiver.storage.store import ObjectInfo, ObjectStore
 
@@ -211,6 +211,8 @@ class Run:
                         continue
                     work.pending += 1
                     await queue.put((work, batch))
+            except ConfigError:
+                raise  # a unit name that does not exist is a bad argument, not a unit's failure
             except (ArchiverError, OSError, ValueError, KeyError) as error:
                 self._fail_unit(root, error)
                 work.complete = False
