@@ -20,7 +20,8 @@ def job_key(
 ) -> str:
     """`user_id/jobs/recipe_id/YYYYMMDD/job_id/user_id-recipe_id-job_id-STAMP-status.json`."""
     ymd = f"{day:%Y%m%d}"
-    return f"{user_id}/jobs/{recipe_id}/{ymd}/{job_id}/{user_id}-{recipe_id}-{job_id}-{ymd}{stamp}-{status}.json"
+    name = f"{user_id}-{recipe_id}-{job_id}-{ymd}{stamp}-{status}.json"
+    return f"{user_id}/jobs/{recipe_id}/{ymd}/{job_id}/{name}"
 
 
 def job_folder_of(job_id: str, *, user_id: str = "5234", recipe_id: str = "77", day: dt.date = DAY) -> str:

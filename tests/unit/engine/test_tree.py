@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from archiver.engine.ledger import Child, FileRef, Head, Retired, SegmentRef
-from archiver.engine.tree import BoundaryPicker, Leaf, UnitState, UnitTree, child_for, quantile_boundaries, sealed
+from archiver.engine.tree import (
+    BoundaryPicker,
+    Leaf,
+    UnitState,
+    UnitTree,
+    child_for,
+    quantile_boundaries,
+    sealed,
+)
 from tests.unit.engine.jobs import job_folder_of
 
 ROOT = "day=2024-08-20"
