@@ -12,7 +12,8 @@ Two hooks let a test stage races without mocks: `before_put` runs (and may
 write to the store itself) right before a put takes effect, and
 `lose_answer(key)` makes the next put of that key take effect and then raise
 PreconditionFailedError, as a client whose first answer was lost and whose
-retry found its own write in place would see it.
+retry found its own write in place would see it (`then` runs in between, for a
+rival that writes on top before the caller looks).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class MemoryStore:
         self.before_put: PutHook | None = None
         self.deleted: list[str] = []
         self._writes = itertools.count(1)
-        self._lost: set[str] = set()
+        self._lost: dict[str, PutHook | None] = {}
 
     @property
     def url(self) -> str:
@@ -62,9 +63,9 @@ class MemoryStore:
     def keys(self, prefix: str = "") -> list[str]:
         return sorted(key for key in self.objects if key.startswith(prefix))
 
-    def lose_answer(self, key: str) -> None:
-        """The next put of `key` takes effect, then its caller sees a 412."""
-        self._lost.add(key)
+    def lose_answer(self, key: str, then: PutHook | None = None) -> None:
+        """The next put of `key` takes effect, `then` runs, and the put's caller sees a 412."""
+        self._lost[key] = then
 
     def _store(self, key: str, body: bytes) -> str:
         sequence = next(self._writes)
@@ -134,7 +135,9 @@ class MemoryStore:
         etag = self._store(key, body)
         self.counts.bytes_written += len(body)
         if key in self._lost:
-            self._lost.discard(key)
+            then = self._lost.pop(key)
+            if then is not None:
+                await then(key)
             raise PreconditionFailedError(f"memory://{key}: the retry of a write that landed")
         return etag
 
