@@ -6,6 +6,11 @@ import datetime as dt
 
 import orjson
 
+from archiver.engine.generation import Parsed
+from archiver.formats.layout import parse_key
+from archiver.formats.normalize import read_object
+from archiver.storage.store import ObjectInfo
+
 DAY = dt.date(2024, 8, 20)
 
 
@@ -53,3 +58,11 @@ def job_dict(
 def job_body(job_id: str, **fields: object) -> bytes:
     """A bare job-history object for one job."""
     return orjson.dumps(job_dict(job_id, **fields))  # type: ignore[arg-type]
+
+
+def parsed(key: str, body: bytes, etag: str = '"e1"', modified: int = 1) -> Parsed:
+    """A fetched object as the worker hands it to version resolution."""
+    info = ObjectInfo(key, len(body), etag, modified)
+    key_info = parse_key(key)
+    stamp = key_info.stamp_us if key_info else None
+    return Parsed(info, read_object(body, key=key, etag=etag, key_info=key_info), stamp)

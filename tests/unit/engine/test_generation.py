@@ -14,25 +14,12 @@ from archiver.engine.index import UnitIndex, merge_segments
 from archiver.engine.ledger import IndexEntry, Outcome
 from archiver.engine.versions import rank_of
 from archiver.engine.writer import UnitWriter
-from archiver.formats.layout import parse_key
-from archiver.formats.normalize import read_object
-from archiver.storage.store import ObjectInfo
-from tests.unit.engine.jobs import job_body, job_dict, job_key
+from tests.unit.engine.jobs import job_body, job_dict, job_key, parsed
 
 DAY = dt.date(2024, 8, 20)
 CASES = Path(__file__).resolve().parents[2] / "cases"
 OLD_JOBS = "jobs/date=2024-08-20/d20240820-g000001-old-0000.parquet"
 OLD_LINES = "job_lines/date=2024-08-20/d20240820-g000001-old-0000.parquet"
-
-
-def parsed(key: str, body: bytes, etag: str = '"e1"', modified: int = 1) -> Parsed:
-    info = ObjectInfo(key, len(body), etag, modified)
-    key_info = parse_key(key)
-    return Parsed(
-        info,
-        read_object(body, key=key, etag=etag, key_info=key_info),
-        key_info.stamp_us if key_info else None,
-    )
 
 
 def entry_of(item: Parsed, outcome: Outcome, job: str, files: tuple[str, ...] = ()) -> IndexEntry:
