@@ -137,7 +137,11 @@ class UnitWorker:
 
     def _overflows(self, head: Head, index: UnitIndex, new: list[ObjectInfo]) -> bool:
         added = sum(1 for info in new if info.key not in index)
-        return not head.sealed and added > 0 and len(index) + added > self.ctx.settings.unit_max_objects
+        if head.sealed or added == 0 or len(index) + added <= self.ctx.settings.unit_max_objects:
+            return False
+        # One job folder is never split: an empty unit given a single folder keeps it whole, over
+        # the limit, instead of sealing into one child that would get the same folder again.
+        return len(index) > 0 or len({folder_of(info.key) for info in new}) > 1
 
     async def _seal(self, tree: UnitTree, state: UnitState, index: UnitIndex, new: list[ObjectInfo]) -> None:
         """Split the unit: it keeps its folders, children split its range for new ones."""
