@@ -22,7 +22,7 @@ from archiver.engine.fetcher import FetchResult, fetch_in_order
 from archiver.engine.generation import GenerationBuilder, Parsed, VersionResolver
 from archiver.engine.index import UnitIndex, read_head, read_index
 from archiver.engine.ledger import Head, encode_head, file_owner, head_key
-from archiver.engine.staging import stage_generation
+from archiver.engine.staging import expiry_generation, stage_generation
 from archiver.engine.tree import UnitState, UnitTree, child_for, quantile_boundaries, sealed
 from archiver.engine.units import folder_of
 from archiver.engine.writer import UnitWriter
@@ -80,6 +80,7 @@ class UnitWorker:
             new = [info for info in objects if index.etag(info.key) != info.etag]
             self.ctx.report.objects_skipped += len(objects) - len(new)
             if not new:
+                await self._collect_retired(tree, state)
                 return result
             if self._overflows(state.head, index, new):
                 await self._seal(tree, state, index, new)
@@ -99,6 +100,12 @@ class UnitWorker:
                 return result
             conflicts = await self._retry(tree, unit, conflicts, "a rival committed first")
             objects = new
+
+    async def _collect_retired(self, tree: UnitTree, state: UnitState) -> None:
+        """Nothing new to commit: retired files past their grace period go with a head-only commit."""
+        generation = expiry_generation(self.ctx, state, secrets.token_hex(4))
+        if generation is not None and not await self._publish(tree, state, generation):
+            log.debug("unit %s: retired files left to a later run (a rival committed first)", state.head.unit)
 
     async def _head_moved(self, unit: str, etag: str | None) -> bool:
         _, current = await read_head(self.ctx.dest, unit)
