@@ -23,7 +23,7 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from archiver.errors import NotFoundError, PreconditionFailedError
+from archiver.errors import NotFoundError, PreconditionFailedError, StorageError
 from archiver.storage.store import Fetched, ListPage, ObjectInfo, RequestCounts
 
 PutHook = Callable[[str], Awaitable[None]]
@@ -39,6 +39,8 @@ class MemoryStore:
         self.objects: dict[str, tuple[bytes, str, int]] = {}
         self.before_put: PutHook | None = None
         self.deleted: list[str] = []
+        self.unreadable: set[str] = set()
+        """Keys whose GET fails with a retryable StorageError (a persistently failing read)."""
         self._writes = itertools.count(1)
         self._lost: dict[str, PutHook | None] = {}
 
@@ -108,6 +110,8 @@ class MemoryStore:
         self.counts.get += 1
         if key not in self.objects:
             raise NotFoundError(f"memory://{key} does not exist")
+        if key in self.unreadable:
+            raise StorageError(f"cannot read memory://{key}: SlowDown", retryable=True)
         body, etag, _ = self.objects[key]
         self.counts.bytes_read += len(body)
         return Fetched(key, etag, body)
