@@ -143,8 +143,13 @@ class RootPass:
         async for batch in self._route(tree, source):
             yield batch
 
-    async def _route(self, tree: UnitTree, source: AsyncIterator[ObjectInfo]) -> AsyncIterator[Batch]:
-        """Batches per unit, a leaf's batch as soon as the listing has passed its range."""
+    async def _route(
+        self, tree: UnitTree, source: AsyncIterator[ObjectInfo], whole: str | None = None
+    ) -> AsyncIterator[Batch]:
+        """Batches per unit, a leaf's batch as soon as the listing has passed its range.
+
+        `whole` names a unit that has no split point (one big folder): it is not split again.
+        """
         routes: dict[str, _Route] = {}
         splitting: list[str] = []
         open_leaf: str | None = None
@@ -161,7 +166,7 @@ class RootPass:
                 route.picker.add(folder)
                 continue
             route.objects.append(info)
-            if len(route.objects) > self.limit and not tree.state(unit).head.sealed:
+            if len(route.objects) > self.limit and not tree.state(unit).head.sealed and unit != whole:
                 route.picker = BoundaryPicker(self.limit // 2)
                 for held in route.objects:
                     route.picker.add(folder_of(held.key))
@@ -173,8 +178,13 @@ class RootPass:
         for unit in splitting:
             picker = routes[unit].picker
             assert picker is not None
-            if await self._seal(tree, unit, picker.boundaries):
-                lo, hi = tree.range_of(unit)
+            lo, hi = tree.range_of(unit)
+            if not picker.boundaries:
+                # No folder starts where a cut could fall (one job's folder is most of it): a
+                # split would hand everything to one child, so the unit takes it whole.
+                async for batch in self._route(tree, self._listing(lo, hi, count=False), whole=unit):
+                    yield batch
+            elif await self._seal(tree, unit, picker.boundaries):
                 async for batch in self._route(tree, self._listing(lo, hi, count=False)):
                     yield batch
 
