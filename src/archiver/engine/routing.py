@@ -23,7 +23,7 @@ from archiver.engine.ledger import Fingerprint, Head, decode_head
 from archiver.engine.listing import SourcePlan, iter_root
 from archiver.engine.tree import BoundaryPicker, Leaf, UnitState, UnitTree, sealed
 from archiver.engine.units import folder_of
-from archiver.errors import NotFoundError, PreconditionFailedError
+from archiver.errors import ArchiverError, NotFoundError, PreconditionFailedError
 from archiver.formats.layout import is_json_key
 from archiver.storage.store import ObjectInfo, ObjectStore
 
@@ -187,6 +187,11 @@ class RootPass:
             elif await self._seal(tree, unit, picker.boundaries):
                 async for batch in self._route(tree, self._listing(lo, hi, count=False)):
                     yield batch
+            else:
+                # Its objects were set aside for the split: never let the root look done without them.
+                raise ArchiverError(
+                    f"unit {unit}: could not record its split (it kept changing)", retryable=True
+                )
 
     @staticmethod
     def _close(tree: UnitTree, routes: dict[str, _Route], unit: str) -> Batch | None:
