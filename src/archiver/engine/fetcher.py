@@ -117,7 +117,12 @@ async def fetch_in_order(
                     pending.append((next_info, asyncio.create_task(_read(store, next_info))))
                 next_info = next(upcoming, None)
             info, task = pending.popleft()
-            result = await task
+            try:
+                result = await task
+            except BaseException:
+                if info.size <= max_object_bytes:
+                    budget.release(info.size)  # it left `pending`, so the cleanup below misses it
+                raise
             if not result.oversized:
                 result.budget = budget  # the consumer releases it once parsed
             yield result
