@@ -89,13 +89,16 @@ class Parser:
             batch, weight = [], 0
 
         async def drain_one() -> AsyncIterator[tuple[FetchResult, ParsedObject | None]]:
-            done, future = in_flight.popleft()
+            # The batch stays in `in_flight` until every result is handed over, so that if the
+            # consumer stops halfway the cleanup below still releases the rest of it.
+            done, future = in_flight[0]
             parsed = iter(await future)
             for result in done:
                 try:
                     yield result, None if result.fetched is None else next(parsed)
                 finally:
                     result.release()
+            in_flight.popleft()
 
         try:
             async for result in results:
