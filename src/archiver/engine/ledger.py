@@ -298,7 +298,7 @@ def decode_index(data: bytes) -> list[IndexEntry]:
                 key=key,
                 etag=columns["etag"][i],
                 size=columns["size"][i],
-                outcome=Outcome(columns["outcome"][i]),
+                outcome=_outcome(columns["outcome"][i]),
                 user_id=columns["user_id"][i],
                 job_id=columns["job_id"][i],
                 day=columns["day"][i],
@@ -307,6 +307,13 @@ def decode_index(data: bytes) -> list[IndexEntry]:
             )
         )
     return entries
+
+
+def _outcome(text: object) -> Outcome:
+    try:
+        return Outcome(text)
+    except ValueError:
+        raise LedgerFormatError("malformed index segment (unknown outcome)") from None
 
 
 class Fingerprint:
