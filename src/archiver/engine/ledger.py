@@ -309,7 +309,7 @@ def decode_index(data: bytes) -> list[IndexEntry]:
     return entries
 
 
-def _outcome(text: object) -> Outcome:
+def _outcome(text: str) -> Outcome:
     try:
         return Outcome(text)
     except ValueError:
