@@ -266,9 +266,12 @@ class S3Store:
             except Exception as error:
                 raise self._error(error, "read", key) from None
             try:
+                body = response["Body"]
                 with path.open("wb") as handle:
-                    async with response["Body"] as stream:
-                        while chunk := await stream.read(STREAM_CHUNK_BYTES):
+                    # Chunks come from the StreamingBody itself: `async with` yields aiohttp's
+                    # response, whose read() takes no size and would load the object whole.
+                    async with body:
+                        while chunk := await body.read(STREAM_CHUNK_BYTES):
                             handle.write(chunk)
                             self.counts.bytes_read += len(chunk)
             except BODY_READ_ERRORS as error:
