@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 from archiver.errors import ArchiverError
@@ -45,6 +45,15 @@ class ByteBudget:
         self.limit = limit
         self.used = 0
         self._released = asyncio.Event()
+        self._flushers: list[Callable[[], None]] = []
+
+    def add_flusher(self, flush: Callable[[], None]) -> None:
+        """Call `flush` whenever a read waits for room: a holder of bodies (a parse batch) lets them go."""
+        self._flushers.append(flush)
+
+    def remove_flusher(self, flush: Callable[[], None]) -> None:
+        if flush in self._flushers:
+            self._flushers.remove(flush)
 
     def try_acquire(self, amount: int) -> bool:
         if self.used == 0 or self.used + amount <= self.limit:
@@ -56,6 +65,8 @@ class ByteBudget:
         """Wait for room. Only call while holding nothing, so waiting cannot deadlock."""
         while not self.try_acquire(amount):
             self._released.clear()
+            for flush in list(self._flushers):
+                flush()
             await self._released.wait()
 
     def release(self, amount: int) -> None:
@@ -117,7 +128,12 @@ async def fetch_in_order(
                     pending.append((next_info, asyncio.create_task(_read(store, next_info))))
                 next_info = next(upcoming, None)
             info, task = pending.popleft()
-            result = await task
+            try:
+                result = await task
+            except BaseException:
+                if info.size <= max_object_bytes:
+                    budget.release(info.size)  # it left `pending`, so the cleanup below misses it
+                raise
             if not result.oversized:
                 result.budget = budget  # the consumer releases it once parsed
             yield result

@@ -127,7 +127,13 @@ class GenerationBuilder:
         current = self.resolver.winners.get(job)
         losers = versions[:-1]
         if current is not None and current.rank is not None and current.rank >= best_rank:
-            losers = versions
+            # An object read again (for another job's older version) may hold this job's
+            # winner itself: it stays the winner, with its rows, in the key's new entries.
+            losers = [v for v in versions if (v[1].key, v[1].etag) != (current.key, current.etag)]
+            if len(losers) < len(versions) and not any(
+                e is current for e in self.entries.get(current.key, ())
+            ):
+                self._entry(current)
         else:
             if current is not None:
                 for file_key in current.files:

@@ -115,18 +115,35 @@ def segments_to_merge(segments: Sequence[SegmentRef]) -> list[SegmentRef]:
 
     Only a contiguous run of the newest segments is ever merged, so "the newest
     segment mentioning a key wins" keeps its meaning. A run is merged once it holds
-    SEGMENT_FANOUT segments no bigger than the newest one's size tier, so each
-    entry is rewritten about log(n) times over the unit's life.
+    SEGMENT_FANOUT segments no bigger than the newest one's size tier; when the
+    merged segment would itself complete such a run with the segments before it,
+    they are taken along (the merge cascades up the tiers, as in log-structured
+    stores). So a unit keeps a few segments per size tier however many commits it
+    had, and each entry is rewritten about log(n) times over the unit's life.
     """
-    if len(segments) < SEGMENT_FANOUT:
-        return []
-    newest_tier = tier(segments[-1].entries)
-    run: list[SegmentRef] = []
-    for segment in reversed(segments):
-        if tier(segment.entries) > newest_tier:
+    sizes = [segment.entries for segment in segments]
+    start = len(sizes)  # the merge takes segments[start:]
+    while True:
+        # The segments before the merge, then what the merge would make of the rest (at most their sum).
+        tail = sizes[:start] + ([sum(sizes[start:])] if start < len(sizes) else [])
+        run = _newest_run(tail)
+        if not run:
             break
-        run.append(segment)
-    return list(reversed(run)) if len(run) >= SEGMENT_FANOUT else []
+        start = len(tail) - run
+    return list(segments[start:])
+
+
+def _newest_run(sizes: Sequence[int]) -> int:
+    """How many of the newest sizes form a run to merge: SEGMENT_FANOUT or more within the newest's tier."""
+    if len(sizes) < SEGMENT_FANOUT:
+        return 0
+    newest_tier = tier(sizes[-1])
+    run = 0
+    for size in reversed(sizes):
+        if tier(size) > newest_tier:
+            break
+        run += 1
+    return run if run >= SEGMENT_FANOUT else 0
 
 
 def merged_entries(index: UnitIndex, run: Iterable[SegmentRef]) -> list[IndexEntry]:

@@ -302,7 +302,7 @@ def decode_index(data: bytes) -> list[IndexEntry]:
                 key=key,
                 etag=columns["etag"][i],
                 size=columns["size"][i],
-                outcome=Outcome(columns["outcome"][i]),
+                outcome=_outcome(columns["outcome"][i]),
                 user_id=columns["user_id"][i],
                 job_id=columns["job_id"][i],
                 day=columns["day"][i],
@@ -312,6 +312,13 @@ def decode_index(data: bytes) -> list[IndexEntry]:
             )
         )
     return entries
+
+
+def _outcome(text: str) -> Outcome:
+    try:
+        return Outcome(text)
+    except ValueError:
+        raise LedgerFormatError("malformed index segment (unknown outcome)") from None
 
 
 class Fingerprint:
@@ -327,6 +334,11 @@ class Fingerprint:
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()[:32]
+
+
+def seen_digest(source: str, data: str) -> str:
+    """A seen marker's name: the source listing's fingerprint joined with the data files' one."""
+    return listing_fingerprint([("source", source), ("data", data)])
 
 
 def listing_fingerprint(pairs: Iterable[tuple[str, str]]) -> str:

@@ -4,18 +4,21 @@ Parsing and normalising is the CPU-bound part of a run. The event loop keeps the
 network busy while batches of bodies are parsed in other processes; results come
 back in the order the bodies went in, so a job's versions still arrive together.
 A body's bytes stay counted in the run's byte budget until it has been parsed.
+Bodies held back for a batch go to the pool at once when a read waits for room,
+so a budget smaller than a few batches slows parsing down but never stops it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
 import os
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 
-from archiver.engine.fetcher import FetchResult
+from archiver.engine.fetcher import ByteBudget, FetchResult
 from archiver.formats.layout import KeyInfo, parse_key
 from archiver.formats.normalize import read_object
 from archiver.formats.records import ParsedObject
@@ -84,37 +87,57 @@ class Parser:
 
         def submit() -> None:
             nonlocal batch, weight
+            if not batch:
+                return
             items = [item for result in batch if (item := _item(result)) is not None]
-            in_flight.append((batch, loop.run_in_executor(pool, parse_batch, items)))
+            future = loop.run_in_executor(pool, parse_batch, items)
+            # Parsed bodies give their bytes back at once, not when the consumer gets to them: a
+            # read that waits for room must never wait on this stream's consumer.
+            future.add_done_callback(functools.partial(_release_all, batch))
+            in_flight.append((batch, future))
             batch, weight = [], 0
 
         async def drain_one() -> AsyncIterator[tuple[FetchResult, ParsedObject | None]]:
-            done, future = in_flight.popleft()
+            # The batch stays in `in_flight` until every result is handed over, so that if the
+            # consumer stops halfway the cleanup below still releases the rest of it.
+            done, future = in_flight[0]
             parsed = iter(await future)
             for result in done:
                 try:
                     yield result, None if result.fetched is None else next(parsed)
                 finally:
                     result.release()
+            in_flight.popleft()
 
+        budget: ByteBudget | None = None
         try:
             async for result in results:
+                if budget is None and result.budget is not None:
+                    budget = result.budget
+                    budget.add_flusher(submit)
                 batch.append(result)
                 weight += result.info.size
                 if len(batch) >= BATCH_OBJECTS or weight >= BATCH_BYTES:
                     submit()
-                    while len(in_flight) > self.workers:
-                        async for pair in drain_one():
-                            yield pair
+                while len(in_flight) > self.workers:  # batches the flusher sent count too
+                    async for pair in drain_one():
+                        yield pair
             if batch:
                 submit()
             while in_flight:
                 async for pair in drain_one():
                     yield pair
         finally:
+            if budget is not None:
+                budget.remove_flusher(submit)
             for done, future in in_flight:
                 future.cancel()
                 for result in done:
                     result.release()
             for result in batch:
                 result.release()
+
+
+def _release_all(results: list[FetchResult], _: object) -> None:
+    for result in results:
+        result.release()

@@ -23,7 +23,7 @@ from archiver.engine.ledger import Fingerprint, Head, decode_head
 from archiver.engine.listing import SourcePlan, iter_root
 from archiver.engine.tree import BoundaryPicker, Leaf, UnitState, UnitTree, sealed
 from archiver.engine.units import folder_of, unit_day, unit_owner
-from archiver.errors import ConfigError, NotFoundError, PreconditionFailedError
+from archiver.errors import ArchiverError, ConfigError, NotFoundError, PreconditionFailedError
 from archiver.formats.layout import is_json_key
 from archiver.storage.store import ObjectInfo, ObjectStore
 
@@ -170,9 +170,7 @@ class RootPass:
             async for page in self.ctx.dest.list_pages(prefix):
                 for info in page.objects:
                     data.add(info.key, str(info.size))  # names and sizes: a copied archive still matches
-        return ledger.listing_fingerprint(
-            [("source", self.fingerprint.hexdigest()), ("data", data.hexdigest())]
-        )
+        return ledger.seen_digest(self.fingerprint.hexdigest(), data.hexdigest())
 
     async def batches(self) -> AsyncIterator[Batch]:
         lo, hi = await self._range()
@@ -201,8 +199,13 @@ class RootPass:
             if unit not in batched and tree.missing & state.head.file_keys():
                 yield Batch(tree, unit, [])
 
-    async def _route(self, tree: UnitTree, source: AsyncIterator[ObjectInfo]) -> AsyncIterator[Batch]:
-        """Batches per unit, a leaf's batch as soon as the listing has passed its range."""
+    async def _route(
+        self, tree: UnitTree, source: AsyncIterator[ObjectInfo], whole: str | None = None
+    ) -> AsyncIterator[Batch]:
+        """Batches per unit, a leaf's batch as soon as the listing has passed its range.
+
+        `whole` names a unit that has no split point (one big folder): it is not split again.
+        """
         routes: dict[str, _Route] = {}
         splitting: list[str] = []
         open_leaf: str | None = None
@@ -219,7 +222,7 @@ class RootPass:
                 route.picker.add(folder)
                 continue
             route.objects.append(info)
-            if len(route.objects) > self.limit and not tree.state(unit).head.sealed:
+            if len(route.objects) > self.limit and not tree.state(unit).head.sealed and unit != whole:
                 route.picker = BoundaryPicker(self.limit // 2)
                 for held in route.objects:
                     route.picker.add(folder_of(held.key))
@@ -231,10 +234,20 @@ class RootPass:
         for unit in splitting:
             picker = routes[unit].picker
             assert picker is not None
-            if await self._seal(tree, unit, picker.boundaries):
-                lo, hi = tree.range_of(unit)
+            lo, hi = tree.range_of(unit)
+            if not picker.boundaries:
+                # No folder starts where a cut could fall (one job's folder is most of it): a
+                # split would hand everything to one child, so the unit takes it whole.
+                async for batch in self._route(tree, self._listing(lo, hi, count=False), whole=unit):
+                    yield batch
+            elif await self._seal(tree, unit, picker.boundaries):
                 async for batch in self._route(tree, self._listing(lo, hi, count=False)):
                     yield batch
+            else:
+                # Its objects were set aside for the split: never let the root look done without them.
+                raise ArchiverError(
+                    f"unit {unit}: could not record its split (it kept changing)", retryable=True
+                )
 
     @staticmethod
     def _close(tree: UnitTree, routes: dict[str, _Route], unit: str) -> Batch | None:

@@ -8,6 +8,8 @@ segments).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from archiver.engine import ledger
 from archiver.engine.commit import Generation
 from archiver.engine.compaction import Rewriter, rewrite
@@ -94,6 +96,31 @@ async def stage_generation(
         segment_body=ledger.encode_index(body_entries),
         dropped_segments=dropped,
         expired=[item.key for item in expired],
+    )
+
+
+def expiry_generation(ctx: RunContext, state: UnitState, token: str) -> Generation | None:
+    """A generation that only deletes retired files past their grace period; None if none are due.
+
+    Retired files otherwise go with a unit's next commit of new objects, which a unit
+    may never get.
+    """
+    head = state.head
+    grace_us = ctx.settings.retire_grace_seconds * 1_000_000
+    expired = [item for item in head.retired if ctx.now_us - item.since_us >= grace_us]
+    if state.etag is None or not expired:
+        return None
+    new_head = replace(
+        head,
+        generation=head.generation + 1,
+        children=list(head.children),
+        segments=list(head.segments),
+        files=list(head.files),
+        retired=[item for item in head.retired if item not in expired],
+        lineage=[*head.lineage, token][-ledger.LINEAGE :],
+    )
+    return Generation(
+        head=new_head, base_etag=state.etag, token=token, uploads=[], expired=[r.key for r in expired]
     )
 
 

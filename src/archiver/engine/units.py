@@ -2,9 +2,11 @@
 
 Every source key belongs to one *root*:
 
-- `day=YYYY-MM-DD`: the objects of the documented layout whose day folder is that day;
-- `loose=YYYY-MM-DD`: JSON outside the layout whose key holds that date (a
-  `YYYYMMDD` or `YYYY-MM-DD` path segment), such as user-activity objects;
+- `day=YYYY-MM-DD`: the objects in a layout day folder of that day
+  (`user_id/jobs/recipe_id/YYYYMMDD/...`), which is where listing a day finds them,
+  including the odd key in there that is not itself in the layout;
+- `loose=YYYY-MM-DD`: other JSON whose key holds that date (a `YYYYMMDD` or
+  `YYYY-MM-DD` path segment), such as user-activity objects;
 - `loose=undated`: every other key outside the layout.
 
 A root is one unit until it holds more than `unit_max_objects` source objects.
@@ -26,7 +28,7 @@ from dataclasses import dataclass, replace
 
 from archiver.config import Settings
 from archiver.errors import ConfigError
-from archiver.formats.layout import job_folder, parse_day, parse_key
+from archiver.formats.layout import JOBS_FOLDER, job_folder, parse_day, parse_key
 
 DAY_ROOT = "day="
 LOOSE_ROOT = "loose="
@@ -102,9 +104,15 @@ def _iso_day(segment: str) -> dt.date | None:
 
 
 def root_of_key(key: str) -> str:
+    """The root a key belongs to, by the key alone: the same root that listing the source files it under."""
     info = parse_key(key)
     if info is not None:
         return day_unit(info.day)
+    parts = key.split("/")
+    if len(parts) >= 5 and parts[0] and parts[1] == JOBS_FOLDER and parts[2]:
+        day = parse_day(parts[3])
+        if day is not None:
+            return day_unit(day)  # off the layout, but inside a day folder that listing walks as the day
     return loose_unit(key_date(key))
 
 

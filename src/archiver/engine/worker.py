@@ -22,7 +22,7 @@ from archiver.engine.fetcher import FetchResult, fetch_in_order
 from archiver.engine.generation import GenerationBuilder, Parsed, VersionResolver
 from archiver.engine.index import UnitIndex, read_head, read_index
 from archiver.engine.ledger import Head, encode_head, file_owner, head_key
-from archiver.engine.staging import stage_generation
+from archiver.engine.staging import expiry_generation, stage_generation
 from archiver.engine.tree import UnitState, UnitTree, child_for, quantile_boundaries, sealed
 from archiver.engine.units import folder_of
 from archiver.engine.writer import UnitWriter
@@ -82,6 +82,7 @@ class UnitWorker:
             new = [info for info in objects if index.etag(info.key) != info.etag or info.key in rebuild]
             self.ctx.report.objects_skipped += len(objects) - len(new)
             if not new and not missing:
+                await self._collect_retired(tree, state)
                 return result
             if self._overflows(state.head, index, new):
                 await self._seal(tree, state, index, new)
@@ -125,6 +126,12 @@ class UnitWorker:
         log.info("repairing %d objects whose rows were in %d deleted files", len(affected), len(missing))
         return affected & set(listed)
 
+    async def _collect_retired(self, tree: UnitTree, state: UnitState) -> None:
+        """Nothing new to commit: retired files past their grace period go with a head-only commit."""
+        generation = expiry_generation(self.ctx, state, secrets.token_hex(4))
+        if generation is not None and not await self._publish(tree, state, generation):
+            log.debug("unit %s: retired files left to a later run (a rival committed first)", state.head.unit)
+
     async def _head_moved(self, unit: str, etag: str | None) -> bool:
         _, current = await read_head(self.ctx.dest, unit)
         return current != etag
@@ -162,7 +169,11 @@ class UnitWorker:
 
     def _overflows(self, head: Head, index: UnitIndex, new: list[ObjectInfo]) -> bool:
         added = sum(1 for info in new if info.key not in index)
-        return not head.sealed and added > 0 and len(index) + added > self.ctx.settings.unit_max_objects
+        if head.sealed or added == 0 or len(index) + added <= self.ctx.settings.unit_max_objects:
+            return False
+        # One job folder is never split: an empty unit given a single folder keeps it whole, over
+        # the limit, instead of sealing into one child that would get the same folder again.
+        return len(index) > 0 or len({folder_of(info.key) for info in new}) > 1
 
     async def _seal(self, tree: UnitTree, state: UnitState, index: UnitIndex, new: list[ObjectInfo]) -> None:
         """Split the unit: it keeps its folders, children split its range for new ones."""

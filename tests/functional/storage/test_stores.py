@@ -343,6 +343,27 @@ def test_put_file_uploads_small_and_multipart_files(store: ObjectStore, tmp_path
     run(store, scenario)
 
 
+def test_get_file_streams_an_object_of_several_chunks_into_a_file(store: ObjectStore, tmp_path: Path) -> None:
+    # GIVEN an object larger than one streaming chunk, written in one put
+    body = os.urandom(2 * s3.STREAM_CHUNK_BYTES + 12_345)
+
+    async def scenario() -> None:
+        etag = await store.put("t/data.parquet", body)
+        reads = store.counts.get
+        # WHEN it is streamed into a local file (as a copy-on-write of a committed file is)
+        target = tmp_path / "copy.parquet"
+        got = await store.get_file("t/data.parquet", target)
+        # THEN the file holds the whole body, with the version's ETag, in one counted GET
+        assert target.read_bytes() == body
+        assert got == etag
+        assert store.counts.get - reads == 1
+        # AND a missing key is NotFoundError
+        with pytest.raises(NotFoundError):
+            await store.get_file("t/missing.parquet", tmp_path / "missing.parquet")
+
+    run(store, scenario)
+
+
 def test_delete_removes_keys_and_ignores_missing_ones(
     store: ObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

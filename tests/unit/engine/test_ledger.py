@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from archiver.engine import ledger
@@ -81,6 +84,19 @@ def test_index_roundtrip_keeps_ranks_users_files_and_sorts_by_key() -> None:
 def test_a_malformed_segment_is_a_ledger_format_error() -> None:
     with pytest.raises(LedgerFormatError):
         ledger.decode_index(b"PAR1 but not parquet")
+
+
+def test_a_segment_with_an_unknown_outcome_is_a_ledger_format_error() -> None:
+    # GIVEN a segment whose outcome column holds a value this version does not know
+    data = ledger.encode_index([IndexEntry("a.json", "e1", 10, Outcome.JOB)])
+    table = pq.read_table(io.BytesIO(data))
+    table = table.set_column(table.schema.get_field_index("outcome"), "outcome", pa.array(["archived"]))
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    # WHEN it is decoded
+    # THEN it is a LedgerFormatError, as any other malformed segment, not a bare ValueError
+    with pytest.raises(LedgerFormatError, match="unknown outcome"):
+        ledger.decode_index(sink.getvalue())
 
 
 def test_fingerprint_changes_with_any_etag() -> None:

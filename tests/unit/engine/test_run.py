@@ -1,0 +1,157 @@
+"""A run over fake stores: unit failures as results, time boxes, seen markers, compact_keys, late cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from archiver.config import Settings
+from archiver.engine import ledger
+from archiver.engine.api import compact, compact_keys
+from archiver.engine.units import UnitScope
+from archiver.storage.store import RequestCounts
+from tests.unit.engine.jobs import job_body, job_key
+from tests.unit.engine.memory_store import MemoryStore
+
+D19, D20 = dt.date(2024, 8, 19), dt.date(2024, 8, 20)
+SETTINGS = Settings(parse_workers=1, retire_grace_seconds=0)
+
+
+def clock() -> dt.datetime:
+    return dt.datetime(2024, 8, 21, 12, 0, tzinfo=dt.UTC)
+
+
+def two_days(source: MemoryStore) -> None:
+    for day in (D19, D20):
+        for job in ("100", "101", "102"):
+            source.add(job_key(job, day=day), job_body(job))
+
+
+def seen_markers(dest: MemoryStore, unit: str) -> list[str]:
+    return dest.keys(ledger.seen_key(unit, ""))
+
+
+def test_a_failing_unit_is_a_result_and_the_others_commit() -> None:
+    async def scenario() -> None:
+        # GIVEN two days, one of which has a garbled ledger head
+        source, dest = MemoryStore(), MemoryStore()
+        two_days(source)
+        dest.add(ledger.head_key("day=2024-08-19"), b"{garbled")
+        # WHEN a run archives everything
+        report = await compact(source, dest, SETTINGS, clock=clock)
+        # THEN the broken day fails with a one-line reason, the other day commits
+        assert report.failed_units == ["day=2024-08-19"]
+        (failure,) = report.failures
+        assert failure["kind"] == "LedgerFormatError" and "\n" not in failure["error"]
+        assert report.objects_archived == 3 and report.units_committed == 1
+        # AND only the good day is marked seen, and the watermark does not move
+        assert seen_markers(dest, "day=2024-08-20") and not seen_markers(dest, "day=2024-08-19")
+        assert dest.keys(ledger.WATERMARK_ROOT) == []
+
+    asyncio.run(scenario())
+
+
+def test_a_rerun_of_an_archived_source_costs_lists_only() -> None:
+    async def scenario() -> None:
+        source, dest = MemoryStore(), MemoryStore()
+        two_days(source)
+        first = await compact(source, dest, SETTINGS, clock=clock)
+        assert first.objects_archived == 6 and dest.keys(ledger.WATERMARK_ROOT)
+        source.counts = dest.counts = RequestCounts()  # as a fresh process (or Lambda invocation) starts
+        again = await compact(source, dest, SETTINGS, clock=clock)
+        assert again.objects_archived == 0 and again.objects_skipped == 6
+        assert again.requests["get"] == again.requests["put"] == again.requests["delete"] == 0
+        assert again.requests["list"] > 0
+
+    asyncio.run(scenario())
+
+
+def test_out_of_time_no_unit_starts_and_the_report_names_what_is_left() -> None:
+    async def scenario() -> None:
+        source, dest = MemoryStore(), MemoryStore()
+        two_days(source)
+        report = await compact(source, dest, SETTINGS, clock=clock, time_left=lambda: 1.0)
+        assert sorted(report.units_left) == ["day=2024-08-19", "day=2024-08-20"]
+        assert report.units_committed == 0 and report.objects_archived == 0
+        assert not dest.keys(ledger.LEDGER_ROOT) and not dest.keys(ledger.WATERMARK_ROOT)
+
+    asyncio.run(scenario())
+
+
+def test_a_unit_scope_archives_its_day_only_and_never_moves_the_watermark() -> None:
+    async def scenario() -> None:
+        source, dest = MemoryStore(), MemoryStore()
+        two_days(source)
+        report = await compact(source, dest, SETTINGS, scope=UnitScope(unit="day=2024-08-20"), clock=clock)
+        assert report.objects_archived == 3 and report.window == {
+            "since": "2024-08-20",
+            "until": "2024-08-20",
+        }
+        assert not dest.keys(ledger.unit_prefix("day=2024-08-19"))
+        assert dest.keys(ledger.WATERMARK_ROOT) == []
+
+    asyncio.run(scenario())
+
+
+def test_compact_keys_archives_named_keys_and_skips_gone_and_foreign_ones() -> None:
+    async def scenario() -> None:
+        source, dest = MemoryStore(), MemoryStore()
+        two_days(source)
+        keys = [job_key("100", day=D20), job_key("100", day=D20), job_key("999"), "5234/notes.txt"]
+        report = await compact_keys(source, dest, SETTINGS, keys, clock=clock)
+        assert report.objects_archived == 1 and report.objects_skipped == 3
+        assert report.requests["list"] == 1  # the root's ledger, never the source
+        # AND a later full run archives the rest once, the named key not again
+        full = await compact(source, dest, SETTINGS, clock=clock)
+        assert full.objects_archived == 5
+
+    asyncio.run(scenario())
+
+
+def test_an_off_layout_key_in_a_day_folder_is_archived_once_by_events_then_listing() -> None:
+    async def scenario() -> None:
+        # GIVEN a JSON export dropped inside a layout day folder
+        source, dest = MemoryStore(), MemoryStore()
+        key = "5234/jobs/77/20240820/export.json"
+        source.add(key, job_body("555"))
+        # WHEN an S3 event archives it, then the nightly run lists the day
+        by_event = await compact_keys(source, dest, SETTINGS, [key], clock=clock)
+        nightly = await compact(source, dest, SETTINGS, clock=clock)
+        # THEN it was archived once, in the day's unit: one jobs file, no loose unit
+        assert (by_event.objects_archived, nightly.objects_archived) == (1, 0)
+        assert len(dest.keys("jobs/")) == 1
+        assert not dest.keys(ledger.unit_prefix("loose=2024-08-20"))
+
+    asyncio.run(scenario())
+
+
+def test_retired_files_wait_out_the_grace_period_then_a_later_run_deletes_them() -> None:
+    async def scenario() -> None:
+        # GIVEN a 10-minute grace period and a job whose winner changes, retiring its first files
+        source, dest = MemoryStore(), MemoryStore()
+        settings = Settings(parse_workers=1, retire_grace_seconds=600)
+        source.add(job_key("100", stamp="101500", status="running"), job_body("100", status="running"))
+        await compact(source, dest, settings, clock=clock)
+        first_markers = seen_markers(dest, "day=2024-08-20")
+        source.add(job_key("100", stamp="101600"), job_body("100"))
+        second = await compact(source, dest, settings, clock=clock)
+        head = ledger.decode_head(dest.body(ledger.head_key("day=2024-08-20")))
+        retired = {item.key for item in head.retired}
+        assert retired and retired <= set(dest.objects)
+        # THEN the root is not marked seen anew while files wait, so a later run comes back for them
+        assert second.files_deleted == 0
+        assert seen_markers(dest, "day=2024-08-20") == first_markers
+
+        def later() -> dt.datetime:
+            return clock() + dt.timedelta(minutes=11)
+
+        # WHEN a run after the grace period finds nothing new
+        third = await compact(source, dest, settings, clock=later)
+        # THEN the retired files are deleted and the root is marked seen at last
+        assert third.files_deleted == len(retired)
+        assert not retired & set(dest.objects)
+        (marker,) = seen_markers(dest, "day=2024-08-20")
+        assert [marker] != first_markers
+        assert third.objects_archived == 0
+
+    asyncio.run(scenario())
