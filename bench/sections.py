@@ -131,6 +131,7 @@ def run_figures(result: dict[str, Any]) -> dict[str, Any]:
         "requests": report["requests"],
         "source_requests": result.get("source_requests"),
         "dest_requests": result.get("dest_requests"),
+        "dest_bytes_read": (result.get("dest_bytes") or {}).get("read"),
         "objects_listed": report["objects_listed"],
         "objects_archived": report["objects_archived"],
         "objects_quarantined": report["objects_quarantined"],

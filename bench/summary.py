@@ -214,6 +214,7 @@ def _scaling_tables(scaling: dict[str, Any]) -> list[str]:
                     str(source.get("list", "")),
                     str(source.get("get", "")),
                     str(dest.get("get", "")),
+                    "" if figure.get("dest_bytes_read") is None else f"{figure['dest_bytes_read']:,}",
                     str(dest.get("put", "")),
                     f"{figure['bytes_written']:,}",
                     str(figure["objects_archived"]),
@@ -227,12 +228,7 @@ def _scaling_tables(scaling: dict[str, Any]) -> list[str]:
                 "",
                 "",
                 f"{day['plan']['units']} ({day['plan']['day_units']} day=)",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
+                *[""] * 7,
             )
         )
     out = [
@@ -250,6 +246,7 @@ def _scaling_tables(scaling: dict[str, Any]) -> list[str]:
                 "src LIST",
                 "src GET",
                 "dst GET",
+                "dst bytes read",
                 "dst PUT",
                 "bytes written",
                 "archived",
