@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -78,9 +79,13 @@ def local_section(
     files = corpus["json_files"]
     seconds = {name: median(run["wall_seconds"] for run in results) for name, results in runs.items()}
     rates = {name: files / value for name, value in seconds.items()}
+    cores = os.cpu_count() or 1
     return {
         "corpus": tag,
         "files": files,
+        "cores": cores,
+        # What a perfect parse on every core would reach: the most any archiver could show here.
+        "ceiling_over_duckdb": cores * rates["floor"] / rates["duckdb"],
         "bytes": corpus["bytes"],
         "duckdb_files": parseable,
         "rounds": rounds,

@@ -124,6 +124,14 @@ def _local_tables(local: dict[str, Any]) -> list[str]:
                     " ".join(f"{r:.2f}" for r in local["ratios_per_round"][key]),
                 )
             )
+    if "ceiling_over_duckdb" in local:
+        ratio_rows.append(
+            (
+                f"ceiling: {local['cores']} cores x parse floor / DuckDB read_json_objects",
+                f"{local['ceiling_over_duckdb']:.2f}",
+                "",
+            )
+        )
     if "archiver_over_archiver_w1" in local["ratios"]:
         ratio_rows.append(
             (
