@@ -457,6 +457,19 @@ def _scaling_targets(scaling: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{added['peak_rss_mb']:.0f} MB = {ratio:.2f}x",
             )
         )
+        base_read = days[base_label]["added"].get("dest_bytes_read")
+        read = added.get("dest_bytes_read")
+        if label != base_label and base_read and read is not None:
+            # "reads O(k) plus a bounded constant": the same k into a 10x larger day reads about as much.
+            rows.append(
+                target_row(
+                    f"+{late} jobs into day {label}: archive bytes read / into day {base_label}",
+                    read / base_read,
+                    PEAK_GROWTH,
+                    "<=",
+                    f"{mb(read)} = {read / base_read:.2f}x",
+                )
+            )
     return rows
 
 
