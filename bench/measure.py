@@ -8,6 +8,7 @@ Run by bench/run.py so that every figure is a separate process and peak memory
     python bench/measure.py duckdb-text ROOT OUT           # read_text + json_valid (+ COPY ...)
     python bench/measure.py archiver SOURCE DEST           # the CLI compact, settings from ARCHIVER_*
     python bench/measure.py archiver-memprofile SOURCE DEST  # the same under tracemalloc, peak by function
+    python bench/measure.py plan SOURCE DEST               # the units `archiver plan SOURCE DEST` prints
     python bench/measure.py bare-get ENDPOINT BUCKET CONCURRENCY
 
 The last line of stdout is the JSON result; anything else goes to stderr. Profile
@@ -51,6 +52,97 @@ def _peak_rss_mb() -> float:
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _descendants_cpu_seconds() -> float | None:
+    """CPU seconds of this process's live descendants and of the children they reaped.
+
+    The parse pool's workers are children of multiprocessing's forkserver, not of this
+    process, so RUSAGE_CHILDREN never sees them; the forkserver (alive until exit) has
+    reaped them by now and carries their time in its cutime/cstime. Linux only.
+    """
+    try:
+        table = _process_table()
+    except OSError:
+        return None
+    ticks = sum(
+        sum(int(value) for value in table[pid][1][11:15])  # utime stime cutime cstime
+        for pid in _descendants(table, os.getpid())
+        if pid in table
+    )
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _process_table() -> dict[int, tuple[int, list[str]]]:
+    """pid -> (parent pid, the stat fields after the command name), for every process we may read."""
+    table: dict[int, tuple[int, list[str]]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            table[int(entry)] = (int(fields[1]), fields)
+    return table
+
+
+def _descendants(table: dict[int, tuple[int, list[str]]], root: int) -> list[int]:
+    found, frontier = [], [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, (ppid, _) in table.items() if ppid == parent]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+class TreeSampler:
+    """Samples the resident memory of this process and its descendants (the parse pool) while a task runs.
+
+    VmHWM covers this process alone and dies with a worker; the sum over the tree is what a
+    Lambda's memory limit sees. Sampled every `interval` seconds, so a peak between samples
+    can be missed: a lower bound. Enabled by BENCH_SAMPLE_TREE=1 (it costs a little CPU).
+    """
+
+    def __init__(self, interval: float = 0.1) -> None:
+        import threading
+
+        self.interval = interval
+        self.peak_mb = 0.0
+        self.workers_peak_mb = 0.0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(self.interval):
+            try:
+                table = _process_table()
+            except OSError:
+                continue
+            others = [pid for pid in _descendants(table, me) if pid in table]
+            rss = {pid: int(table[pid][1][21]) * self._page_mb for pid in [me, *others]}  # field 24: rss
+            self.peak_mb = max(self.peak_mb, sum(rss.values()))
+            self.workers_peak_mb = max(self.workers_peak_mb, sum(rss[pid] for pid in others))
+            self.samples += 1
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "tree_peak_rss_mb": self.peak_mb,
+            "descendants_peak_rss_mb": self.workers_peak_mb,
+            "tree_samples": self.samples,
+        }
 
 
 def _sql_text(value: str) -> str:
@@ -122,6 +214,23 @@ def _count_json(root: Path) -> int:
     return sum(name.endswith(".json") for _, _, names in os.walk(root) for name in names)
 
 
+def _replace_everywhere(original: Any, replacement: Any) -> int:
+    """Point every loaded `archiver.*` module attribute that is `original` at `replacement`.
+
+    Modules import functions by name (`from archiver.storage.location import open_store`),
+    so patching the defining module alone would miss them. Returns how many were replaced.
+    """
+    replaced = 0
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("archiver") or module is None:
+            continue
+        for attribute, value in list(vars(module).items()):
+            if value is original:
+                setattr(module, attribute, replacement)
+                replaced += 1
+    return replaced
+
+
 def archiver_compact(source: str, dest: str) -> dict[str, Any]:
     """The archiver itself, through the same function the CLI calls.
 
@@ -129,6 +238,7 @@ def archiver_compact(source: str, dest: str) -> dict[str, Any]:
     source and destination requests can be told apart; the run report sums them.
     """
     import archiver.cli.main as cli
+    import archiver.engine.api  # noqa: F401  (loaded so its `open_store` is patched too)
     import archiver.storage.location as location
     from archiver.config import settings_from_env
 
@@ -140,26 +250,40 @@ def archiver_compact(source: str, dest: str) -> dict[str, Any]:
         opened.append(store)
         return store
 
-    for module in (location, cli):
-        if getattr(module, "open_store", None) is original_open:
-            module.open_store = recording_open  # type: ignore[attr-defined]
+    _replace_everywhere(original_open, recording_open)
     report = asyncio.run(cli.compact(source, dest, settings_from_env()))
     result: dict[str, Any] = {"report": report.as_dict()}
     if len(opened) == 2:
         for role, store in zip(("source", "dest"), opened, strict=True):
             result[f"{role}_requests"] = store.counts.as_report()
+            result[f"{role}_bytes"] = {"read": store.counts.bytes_read, "written": store.counts.bytes_written}
     else:
         print(f"measure.py: saw {len(opened)} stores opened, not 2: no source/dest split", file=sys.stderr)
     return result
 
 
+def archiver_plan(source: str, dest: str) -> dict[str, Any]:
+    """`archiver plan SOURCE DEST`: the units of the window, with the split recorded in DEST."""
+    from archiver.config import settings_from_env
+    from archiver.engine import api
+
+    async def run() -> list[dict[str, object]]:
+        settings = settings_from_env()
+        async with api.open_stores(source, dest, settings) as (source_store, dest_store):
+            return [unit.as_dict() for unit in await api.plan(source_store, dest_store, settings)]
+
+    return {"units": asyncio.run(run())}
+
+
 MEMPROFILE_TARGETS = (
-    "archiver.engine.pipeline:read_object",
-    "archiver.engine.pipeline:_GenerationBuilder.add_group",
+    "archiver.formats.normalize:read_object",
+    "archiver.engine.generation:GenerationBuilder.add_group",
     "archiver.engine.writer:PartitionWriter.add_rows",
     "archiver.engine.writer:PartitionWriter._flush",
     "archiver.engine.ledger:encode_index",
 )
+"""Synchronous functions whose calls the heap peak is attributed to. Parsing must run in this
+process for read_object to be seen: `run.py --memprofile` sets ARCHIVER_PARSE_WORKERS=1."""
 
 
 def archiver_memprofile(source: str, dest: str) -> dict[str, Any]:
@@ -201,15 +325,24 @@ def archiver_memprofile(source: str, dest: str) -> dict[str, Any]:
 
         return measured
 
+    importlib.import_module("archiver.cli.main")
+    importlib.import_module("archiver.engine.api")
+    importlib.import_module("archiver.engine.parsing")
     for target in MEMPROFILE_TARGETS:
         module_name, _, path = target.partition(":")
         holder: Any = importlib.import_module(module_name)
         *parents, attribute = path.split(".")
         for parent in parents:
             holder = getattr(holder, parent, None)
-        if holder is not None and hasattr(holder, attribute):
-            setattr(holder, attribute, wrap(target, getattr(holder, attribute)))
-    importlib.import_module("archiver.cli.main")
+        if holder is None or not hasattr(holder, attribute):
+            print(f"measure.py: no {target} to trace (renamed?)", file=sys.stderr)
+            continue
+        original = getattr(holder, attribute)
+        wrapped = wrap(target, original)
+        if parents:  # a method: the class attribute is what every caller reaches
+            setattr(holder, attribute, wrapped)
+        else:  # a function: also where other modules imported it by name
+            _replace_everywhere(original, wrapped)
     baseline = _peak_rss_mb()
     largest = 0
     if "://" not in source:
@@ -275,6 +408,9 @@ def main() -> None:
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
     task, *args = sys.argv[1:]
+    sampler = TreeSampler() if os.environ.get("BENCH_SAMPLE_TREE") == "1" else None
+    if sampler is not None:
+        sampler.__enter__()
     started = time.perf_counter()
     if task == "floor":
         result = parse_floor(Path(args[0]))
@@ -284,6 +420,8 @@ def main() -> None:
         result = duckdb_text(Path(args[0]), Path(args[1]))
     elif task == "archiver":
         result = archiver_compact(args[0], args[1])
+    elif task == "plan":
+        result = archiver_plan(args[0], args[1])
     elif task == "archiver-memprofile":
         result = archiver_memprofile(args[0], args[1])
     elif task == "bare-get":
@@ -291,7 +429,13 @@ def main() -> None:
     else:
         raise SystemExit(f"unknown task {task}")
     result["seconds"] = time.perf_counter() - started
+    if sampler is not None:
+        sampler.__exit__(None, None, None)
+        result.update(sampler.as_dict())
     result["cpu_seconds"] = _cpu_seconds()
+    descendants = _descendants_cpu_seconds()
+    if descendants is not None:  # the parse pool's workers (and DuckDB has none: its threads are ours)
+        result["cpu_seconds_descendants"] = descendants
     result["peak_rss_mb"] = _peak_rss_mb()
     if "pyarrow" in sys.modules:  # Arrow's own allocator, invisible to Python's memory tools
         pool = sys.modules["pyarrow"].default_memory_pool()
