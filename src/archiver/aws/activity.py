@@ -33,7 +33,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -58,7 +58,7 @@ UNKNOWN_NAMES_IN_SUMMARY = 20
 class TokenSource:
     """Where the API token is kept: a Secrets Manager secret or an SSM SecureString parameter."""
 
-    kind: str  # "secret" or "parameter"
+    kind: Literal["secret", "parameter"]
     name: str
 
     @property
@@ -110,7 +110,9 @@ def check_base_url(raw: str) -> str:
     except ValueError:
         raise ConfigError(f"{BASE_URL_VARIABLE} is not a URL: {shown!r}") from None
     host = parts.hostname or ""
-    if parts.scheme not in ("https", "http") or not host or parts.username or parts.password:
+    if parts.username or parts.password:  # not echoed: that part may be a credential
+        raise ConfigError(f"{BASE_URL_VARIABLE} must not carry a user name or password")
+    if parts.scheme not in ("https", "http") or not host:
         raise ConfigError(f"{BASE_URL_VARIABLE} must look like https://www.workato.com, got {shown!r}")
     if parts.query or parts.fragment or any(ch.isspace() for ch in text):
         raise ConfigError(f"{BASE_URL_VARIABLE} must be a plain URL without query or fragment, got {shown!r}")

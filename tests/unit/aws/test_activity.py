@@ -99,7 +99,7 @@ def test_good_base_urls(raw: str, expected: str) -> None:
         ("www.workato.com", "must look like https://"),
         ("ftp://www.workato.com", "must look like https://"),
         ("https://", "must look like https://"),
-        ("https://user:pw@www.workato.com", "must look like https://"),
+        ("https://user:pw@www.workato.com", "must not carry a user name or password"),
         ("https://www.workato.com/?a=1", "without query or fragment"),
         ("https://www.workato.com:port", "not a URL"),
     ],
