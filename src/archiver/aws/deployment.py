@@ -50,15 +50,9 @@ class Deployment:
 def deployment_from_env(environ: Mapping[str, str] | None = None) -> Deployment:
     """Read and check the deployment's environment (ConfigError names what is wrong)."""
     env = os.environ if environ is None else environ
-    source = _location(env, "ARCHIVER_SOURCE")
-    dest = _location(env, "ARCHIVER_DEST")
-    # The archive writes JSON of its own (ledger heads, intents); under the watched
-    # prefix every such write would notify the queue and loop forever.
-    if source.contains(dest) or dest.contains(source):
-        raise ConfigError(
-            f"ARCHIVER_DEST {dest.url} and ARCHIVER_SOURCE {source.url} overlap: "
-            "the archive must never be written under the watched prefix (nor contain it)"
-        )
+    source = location_from_env(env, "ARCHIVER_SOURCE")
+    dest = location_from_env(env, "ARCHIVER_DEST")
+    check_no_loop(source, dest)
     settings = settings_from_env(env)
     after = _days(env, "ARCHIVER_VERIFY_AFTER_DAYS", settings.lookback_days + WORKATO_RETRY_DAYS)
     span = _days(env, "ARCHIVER_VERIFY_SPAN_DAYS", 3)
@@ -67,7 +61,19 @@ def deployment_from_env(environ: Mapping[str, str] | None = None) -> Deployment:
     return Deployment(source, dest, settings, verify_after_days=after, verify_span_days=span)
 
 
-def _location(env: Mapping[str, str], variable: str) -> Location:
+def check_no_loop(source: Location, dest: Location) -> None:
+    """Refuse an archive under the watched prefix (or holding it): a notification loop."""
+    # The archive writes JSON of its own (ledger heads, intents, checkpoints); under the
+    # watched prefix every such write would notify the queue and loop forever.
+    if source.contains(dest) or dest.contains(source):
+        raise ConfigError(
+            f"ARCHIVER_DEST {dest.url} and ARCHIVER_SOURCE {source.url} overlap: "
+            "the archive must never be written under the watched prefix (nor contain it)"
+        )
+
+
+def location_from_env(env: Mapping[str, str], variable: str) -> Location:
+    """The `s3://bucket/prefix/` in `variable` (ConfigError names the variable when missing or invalid)."""
     url = env.get(variable, "").strip()
     if not url:
         raise ConfigError(f"{variable} is not set (expected s3://bucket/prefix/)")

@@ -1,12 +1,12 @@
-"""Lambda entry points: `sqs_handler`, `schedule_handler`, `task_handler`.
+"""Lambda entry points: `sqs_handler`, `schedule_handler`, `task_handler`, `activity_handler`.
 
 Each parses its event, runs the engine through the cached runtime of this execution
 environment, and turns the result into its answer. Logs are Powertools' structured
 JSON (counts, keys, error kinds: never object contents, never credentials); metrics go
 to CloudWatch in the embedded metric format, namespace `Archiver`. Configuration is
-the environment (`ARCHIVER_SOURCE`, `ARCHIVER_DEST`, `ARCHIVER_*`), checked on every
-invocation: a missing or invalid variable fails the invocation with a ConfigError
-that names it.
+the environment (`ARCHIVER_SOURCE`, `ARCHIVER_DEST`, `ARCHIVER_*`; `WORKATO_*` for the
+activity puller, see `archiver.aws.activity`), checked on every invocation: a missing
+or invalid variable fails the invocation with a ConfigError that names it.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from archiver.aws.activity import run_scheduled_pull
 from archiver.aws.runtime import current_runtime
 from archiver.aws.schedule import run_schedule, scheduled_time
 from archiver.aws.sqs_batch import handle_batch
 from archiver.aws.tasks import parse_task, run_task
+from archiver.errors import ArchiverError
 
 METRICS_NAMESPACE = "Archiver"
 
@@ -86,6 +88,31 @@ def task_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         _report_metrics(output)
     logger.info("task finished", extra={"action": request.action, "output": output})
     return output
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def activity_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Scheduled: pull Workato's activity audit log API into the archive, up to the event's time.
+
+    Raises on a refused token (401/403), an unreachable API or archive, or bad settings,
+    so the invocation fails visibly; a run out of time returns `complete: false` and the
+    next invocation continues from the checkpoint.
+    """
+    wall = dt.datetime.now(dt.UTC)
+    now = min(scheduled_time(event, wall), wall)
+    try:
+        summary = run_scheduled_pull(now=now, time_left=lambda: context.get_remaining_time_in_millis() / 1000)
+    except ArchiverError as error:
+        logger.error("activity pull failed", extra={"error": type(error).__name__, "detail": str(error)})
+        raise
+    metrics.add_metric("ActivityEventsPulled", MetricUnit.Count, summary["events_pulled"])
+    metrics.add_metric("ActivityEventsNew", MetricUnit.Count, summary["events_new"])
+    metrics.add_metric("ActivityApiRetries", MetricUnit.Count, summary["retries"])
+    metrics.add_metric("ActivityUnknownEvents", MetricUnit.Count, summary["unknown_events"])
+    metrics.add_metric("ActivityIncomplete", MetricUnit.Count, 0 if summary["complete"] else 1)
+    logger.info("activity pulled", extra={"summary": summary})
+    return summary
 
 
 def _report_metrics(report: Mapping[str, Any]) -> None:

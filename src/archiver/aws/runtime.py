@@ -37,8 +37,7 @@ class Runtime:
 
     def __init__(self, deployment: Deployment) -> None:
         self.deployment = deployment
-        self._runner = asyncio.Runner()
-        self._runner.get_loop().set_exception_handler(_quiet_orphaned_connection_errors)
+        self._runner = quiet_runner()
         self._stack: AsyncExitStack | None = None
         self._stores: tuple[ObjectStore, ObjectStore] | None = None
 
@@ -98,6 +97,13 @@ def close_runtime() -> None:
 
 
 atexit.register(close_runtime)
+
+
+def quiet_runner() -> asyncio.Runner:
+    """An `asyncio.Runner` whose loop drops the errors of connections orphaned after their answer."""
+    runner = asyncio.Runner()
+    runner.get_loop().set_exception_handler(_quiet_orphaned_connection_errors)
+    return runner
 
 
 def _quiet_orphaned_connection_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -9,6 +9,10 @@ committed does the checkpoint move to the chunk's end: a crash re-pulls a chunk,
 never skips one. The sink is idempotent on the event (Workato's `id`), so the
 re-pulled overlap and a crashed chunk's batches add nothing the second time.
 
+A run can be time-boxed (a Lambda invocation): `should_continue` is asked before
+every chunk, and when it says no the run stops there, reports `stopped_early`, and
+the checkpoint already says where the next run starts.
+
 The sink lives with the engine (the activity ledger that also dedupes the S3
 stream's copies of the same events); this module only defines what it must do.
 """
@@ -54,6 +58,8 @@ ALL_MANAGED_USERS = "all"
 _MANAGED_USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 Progress = Callable[[int], None]
+ShouldContinue = Callable[[], bool]
+"""Asked before each chunk is pulled: False stops the run there (the checkpoint keeps its place)."""
 
 
 class ActivitySink(Protocol):
@@ -97,6 +103,7 @@ class PullReport:
     window: dict[str, str] | None = None
     managed_users: list[str] = field(default_factory=list)
     workspaces: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +121,7 @@ class PullReport:
             "window": self.window,
             "managed_users": list(self.managed_users),
             "workspaces": list(self.workspaces),
+            "stopped_early": self.stopped_early,
         }
 
 
@@ -218,6 +226,7 @@ class ActivityPuller:
     settings: Settings
     now: dt.datetime
     progress: Progress | None = None
+    should_continue: ShouldContinue | None = None
     chunk: dt.timedelta = CHUNK
     batch_pages: int = BATCH_PAGES
     report: PullReport = field(default_factory=PullReport)
@@ -232,6 +241,8 @@ class ActivityPuller:
             self.report.managed_users = list(ids)
             targets: list[str | None] = list(ids) if (every or ids) else [None]
             for target in targets:
+                if self.report.stopped_early:
+                    break
                 await self.pull_workspace(target)
         finally:
             self.report.requests = self.api.counts.as_report()
@@ -266,6 +277,10 @@ class ActivityPuller:
         )
         log.info("pulling %s from %s to %s", activity_path(managed_user_id), window.start, window.end)
         for part in split_window(window, self.chunk):
+            if self.should_continue is not None and not self.should_continue():
+                self.report.stopped_early = entry["stopped_early"] = True
+                log.info("stopping before %s: out of time; the next run continues there", _iso(part.start))
+                break
             await self.pull_chunk(part, managed_user_id)
             # Everything in this chunk is committed: only now may the checkpoint pass it.
             checkpoint, etag = await advance_checkpoint(
@@ -337,6 +352,7 @@ async def pull_activity(
     managed_users: Sequence[str] | None = None,
     now: dt.datetime | None = None,
     progress: Progress | None = None,
+    should_continue: ShouldContinue | None = None,
 ) -> PullReport:
     """Open DEST, its activity sink and the API, pull, and close them: what entry points call."""
     from archiver.storage.location import open_store
@@ -358,7 +374,13 @@ async def pull_activity(
         try:
             async with api:
                 puller = ActivityPuller(
-                    api, dest, sink, settings, now=now or dt.datetime.now(dt.UTC), progress=progress
+                    api,
+                    dest,
+                    sink,
+                    settings,
+                    now=now or dt.datetime.now(dt.UTC),
+                    progress=progress,
+                    should_continue=should_continue,
                 )
                 return await puller.run(managed_users)
         finally:

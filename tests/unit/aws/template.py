@@ -55,3 +55,28 @@ def resolve(template: Any, state: Any, context: dict[str, Any] | None = None) ->
     if isinstance(template, list):
         return [resolve(item, state, context) for item in template]
     return template
+
+
+def parameter_defaults() -> dict[str, Any]:
+    """Every template parameter's default (None when it has none)."""
+    return {name: spec.get("Default") for name, spec in load_template()["Parameters"].items()}
+
+
+def render(value: Any, refs: dict[str, Any], conditions: dict[str, bool]) -> Any:
+    """Fill Ref, Fn::Sub and Fn::If the way CloudFormation would, from `refs` (parameters and resources)."""
+    if isinstance(value, list):
+        return [render(item, refs, conditions) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"}:
+        return refs[value["Ref"]]
+    if set(value) == {"Fn::If"}:
+        condition, yes, no = value["Fn::If"]
+        return render(yes if conditions[condition] else no, refs, conditions)
+    if set(value) == {"Fn::Sub"}:
+        text, local = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
+        names = {**refs, **{key: render(item, refs, conditions) for key, item in local.items()}}
+        for name, filled in names.items():
+            text = text.replace("${" + name + "}", str(filled))
+        return text
+    return {key: render(item, refs, conditions) for key, item in value.items()}

@@ -1,13 +1,31 @@
-"""The SAM template agrees with the code: Glue columns with schema.py, task inputs with task_handler."""
+"""The SAM template agrees with the code: Glue columns with schema.py, task inputs with task_handler,
+every function's handler and environment with archiver.aws."""
 
 from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
+from archiver.aws import handlers
+from archiver.aws.activity import activity_config_from_env, check_base_url
+from archiver.aws.deployment import deployment_from_env
+from archiver.aws.schedule import scheduled_time
 from archiver.aws.tasks import parse_task
 from archiver.formats.schema import PARTITIONED_TABLES, TABLES
-from tests.unit.aws.template import all_states, definition, load_template, resolve
+from tests.unit.aws.events import load_event
+from tests.unit.aws.template import (
+    all_states,
+    definition,
+    load_template,
+    parameter_defaults,
+    render,
+    resolve,
+)
 
 GLUE_TYPES = {
     pa.string(): "string",
@@ -124,3 +142,177 @@ def test_the_queue_outlasts_six_function_timeouts_and_redrives_to_a_longer_lived
     event = function["Events"]["Objects"]["Properties"]
     assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert event["ScalingConfig"]["MaximumConcurrency"] == function["ReservedConcurrentExecutions"]
+
+
+# --- the functions ---------------------------------------------------------------------
+
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:archiver/workato-token-AbC123"
+HANDLERS = {
+    "ObjectsFunction": "sqs_handler",
+    "NightlyFunction": "schedule_handler",
+    "BackfillFunction": "task_handler",
+    "ActivityFunction": "activity_handler",
+}
+
+
+def functions() -> dict[str, dict[str, Any]]:
+    resources = load_template()["Resources"]
+    return {name: r for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+
+
+def function_environment(name: str, **parameters: Any) -> dict[str, str]:
+    """The environment CloudFormation gives one function: Globals and its own, parameters filled in."""
+    template = load_template()
+    refs = {**parameter_defaults(), "SourceBucketName": "workato-logs", "ArchiveBucket": "stack-archive-1"}
+    refs.update(parameters)
+    conditions = {
+        "CreateArchiveBucket": refs["ArchiveBucketName"] == "",
+        "HasAlarmTopic": refs["AlarmTopicArn"] != "",
+    }
+    variables = {
+        **template["Globals"]["Function"]["Environment"]["Variables"],
+        **template["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {}),
+    }
+    return {key: str(render(value, refs, conditions)) for key, value in variables.items()}
+
+
+def test_every_function_runs_a_handler_that_exists() -> None:
+    # GIVEN every Lambda function of the template
+    found = {name: r["Properties"]["Handler"] for name, r in functions().items()}
+    # THEN each names a function of archiver.aws.handlers, the one meant for it
+    assert found == {name: f"archiver.aws.handlers.{handler}" for name, handler in HANDLERS.items()}
+    for handler in found.values():
+        module, _, attribute = handler.rpartition(".")
+        assert module == handlers.__name__ and callable(getattr(handlers, attribute))
+
+
+def test_every_scheduled_input_carries_the_time_the_handlers_read() -> None:
+    # GIVEN each ScheduleV2 event's Input, as Scheduler fills its context attribute
+    inputs = {
+        name: event["Properties"]["Input"]
+        for name, function in functions().items()
+        for event in function["Properties"].get("Events", {}).values()
+        if event["Type"] == "ScheduleV2"
+    }
+    assert set(inputs) == {"NightlyFunction", "ActivityFunction"}
+    fallback = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    for text in inputs.values():
+        event = json.loads(text.replace("<aws.scheduler.scheduled-time>", "2025-06-10T12:00:00Z"))
+        # THEN the handlers take the scheduled time from it
+        assert scheduled_time(event, fallback) == dt.datetime(2025, 6, 10, 12, 0, tzinfo=dt.UTC)
+    # AND the activity event in tests/events is exactly what Scheduler sends it
+    activity_input = inputs["ActivityFunction"].replace(
+        "<aws.scheduler.scheduled-time>", "2025-06-10T12:00:00Z"
+    )
+    assert json.loads(activity_input) == load_event("scheduler_activity.json")
+
+
+@pytest.mark.parametrize("name", ["ObjectsFunction", "NightlyFunction", "BackfillFunction"])
+def test_the_archiving_functions_environment_is_one_their_handlers_accept(name: str) -> None:
+    deployment = deployment_from_env(function_environment(name))
+    assert deployment.source.url == "s3://workato-logs/"
+    assert deployment.dest.url == "s3://stack-archive-1/"
+
+
+def test_the_activity_functions_environment_is_one_its_handler_accepts() -> None:
+    # GIVEN the environment the template gives the activity puller, with its parameters' defaults
+    environ = function_environment("ActivityFunction", WorkatoApiTokenSecretArn=SECRET_ARN)
+    # THEN activity_handler's configuration reads it: the archive, the base URL, the secret
+    config = activity_config_from_env(environ)
+    assert config.dest.url == "s3://stack-archive-1/"
+    assert config.base_url == "https://www.workato.com"
+    assert config.token_source.kind == "secret" and config.token_source.name == SECRET_ARN
+    assert config.managed_users == () and config.settings.api_requests_per_minute == 60
+    # AND with managed users and another data centre too
+    config = activity_config_from_env(
+        function_environment(
+            "ActivityFunction",
+            WorkatoApiTokenSecretArn=SECRET_ARN,
+            WorkatoBaseUrl="https://app.eu.workato.com",
+            WorkatoManagedUsers="101,202",
+        )
+    )
+    assert config.base_url == "https://app.eu.workato.com" and config.managed_users == ("101", "202")
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://www.workato.com", True),
+        ("https://app.eu.workato.com/", True),
+        ("https://app.jp.workato.com", True),
+        ("https://workato.internal.example:8443", True),
+        ("http://www.workato.com", False),
+        ("https://www.workato.com/?x=1", False),
+        ("www.workato.com", False),
+        ("", False),
+    ],
+)
+def test_the_base_url_parameter_allows_only_what_the_handler_accepts(url: str, allowed: bool) -> None:
+    pattern = load_template()["Parameters"]["WorkatoBaseUrl"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, url)) is allowed
+    if allowed:
+        check_base_url(url)
+
+
+@pytest.mark.parametrize(
+    ("arn", "allowed"),
+    [
+        ("", True),
+        (SECRET_ARN, True),
+        ("arn:aws-us-gov:secretsmanager:us-gov-west-1:111122223333:secret:workato-9x8Y7z", True),
+        ("arn:aws:secretsmanager:eu-west-1:111122223333:secret:archiver/workato-token", False),  # no suffix
+        ("archiver/workato-token", False),
+        ("arn:aws:ssm:eu-west-1:111122223333:parameter/workato-token", False),
+    ],
+)
+def test_the_secret_parameter_takes_only_a_full_secret_arn(arn: str, allowed: bool) -> None:
+    pattern = load_template()["Parameters"]["WorkatoApiTokenSecretArn"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, arn)) is allowed
+
+
+def test_the_activity_puller_exists_only_with_a_secret_and_may_read_only_it_and_the_archive() -> None:
+    resources = load_template()["Resources"]
+    conditions = load_template()["Conditions"]
+    assert conditions["HasActivityPuller"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "WorkatoApiTokenSecretArn"}, ""]}]
+    }
+    # GIVEN the puller and everything that belongs to it
+    function = resources["ActivityFunction"]
+    related = [
+        name
+        for name, resource in resources.items()
+        if "Activity" in name and resource["Type"] != "AWS::Glue::Table"
+    ]
+    assert sorted(related) == ["ActivityErrorsAlarm", "ActivityFunction", "ActivityLogGroup"]
+    # THEN all of it exists only when the secret is given
+    assert {resources[name].get("Condition") for name in related} == {"HasActivityPuller"}
+    properties = function["Properties"]
+    # AND it may write the archive and read the one secret (kms:Decrypt only for a customer key), no more
+    writer, inline = properties["Policies"]
+    assert writer == {"Ref": "ArchiveWriterPolicy"}
+    read_secret, decrypt = inline["Statement"]
+    assert read_secret == {
+        "Sid": "ReadTheApiToken",
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": {"Ref": "WorkatoApiTokenSecretArn"},
+    }
+    condition, statement, otherwise = decrypt["Fn::If"]
+    assert condition == "HasActivityKmsKey" and otherwise == {"Ref": "AWS::NoValue"}
+    assert statement["Action"] == "kms:Decrypt" and statement["Resource"] == {
+        "Ref": "WorkatoApiTokenKmsKeyArn"
+    }
+    assert "kms:ViaService" in statement["Condition"]["StringEquals"]
+    # AND one pull at a time, hourly by default, with its own log group and errors alarm
+    assert properties["ReservedConcurrentExecutions"] == 1
+    assert properties["LoggingConfig"] == {"LogGroup": {"Ref": "ActivityLogGroup"}}
+    schedule = properties["Events"]["Hourly"]
+    assert schedule["Type"] == "ScheduleV2"
+    assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "ActivityScheduleExpression"}
+    assert parameter_defaults()["ActivityScheduleExpression"] == "rate(1 hour)"
+    alarm = resources["ActivityErrorsAlarm"]["Properties"]
+    assert alarm["MetricName"] == "Errors"
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "ActivityFunction"}}]
+    log_group = resources["ActivityLogGroup"]["Properties"]
+    assert log_group == resources["NightlyLogGroup"]["Properties"]
