@@ -39,6 +39,7 @@ LEDGER_ROOT = "_archiver/units/"
 WATERMARK_ROOT = "_archiver/complete/"
 HEAD_NAME = "head.json"
 SEEN_PREFIX = "seen-"
+SETTLED_PREFIX = "settled-"
 INTENT_PREFIX = "intent-"
 SEGMENT_PREFIX = "index-"
 FORMAT_VERSION = 2
@@ -74,6 +75,11 @@ def head_key(unit: str) -> str:
 
 def seen_key(unit: str, fingerprint: str) -> str:
     return f"{unit_prefix(unit)}{SEEN_PREFIX}{fingerprint}"
+
+
+def settled_key(unit: str, fingerprint: str) -> str:
+    """Marks that every object routed to the unit, as fingerprinted, is archived: its index is not read."""
+    return f"{unit_prefix(unit)}{SETTLED_PREFIX}{fingerprint}"
 
 
 def intent_key(unit: str, generation: int, token: str) -> str:

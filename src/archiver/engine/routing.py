@@ -39,6 +39,8 @@ class Batch:
     tree: UnitTree
     unit: str
     objects: list[ObjectInfo]
+    digest: str | None = None
+    """Fingerprint of the objects routed to the unit: with a `settled-` marker of it, nothing to do."""
 
 
 async def missing_files(dest: ObjectStore, tree: UnitTree) -> set[str]:
@@ -249,13 +251,19 @@ class RootPass:
                     f"unit {unit}: could not record its split (it kept changing)", retryable=True
                 )
 
-    @staticmethod
-    def _close(tree: UnitTree, routes: dict[str, _Route], unit: str) -> Batch | None:
+    def _close(self, tree: UnitTree, routes: dict[str, _Route], unit: str) -> Batch | None:
+        """The unit's batch, or None when its marker says its objects are all archived already."""
         route = routes.get(unit)
         if route is None or route.picker is not None or not route.objects:
             return None
         objects, route.objects = route.objects, []
-        return Batch(tree, unit, objects)
+        digest = ledger.listing_fingerprint((info.key, info.etag) for info in objects)
+        head = tree.state(unit).head
+        settled = ledger.settled_key(unit, digest) in self.ctx.ledgers.of(unit)
+        if settled and not head.retired and not tree.missing & head.file_keys():
+            self.ctx.report.objects_skipped += len(objects)
+            return None
+        return Batch(tree, unit, objects, digest)
 
     async def _seal(self, tree: UnitTree, unit: str, boundaries: list[str]) -> bool:
         """Seal a unit with children at `boundaries`; if a rival changed it first, use what it wrote."""

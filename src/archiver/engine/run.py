@@ -230,6 +230,8 @@ class Run:
         try:
             result = await worker.archive(batch.tree, batch.unit, batch.objects)
             work.complete &= result.complete
+            if result.complete and not result.failures:
+                await self._settle(batch)
             self.report.failures.extend(result.failures)
             self.report.objects_failed += len(result.failures)
             self.report.unarchived_keys.extend(failure["key"] for failure in result.failures)
@@ -243,6 +245,22 @@ class Run:
             work.pending -= 1
             if work.listed and work.pending == 0:
                 work.done.set()
+
+    async def _settle(self, batch: Batch) -> None:
+        """Remember that the unit holds every object of this batch, so an unchanged batch skips its index."""
+        if batch.digest is None or batch.tree.state(batch.unit).head.retired:
+            return
+        marker = ledger.settled_key(batch.unit, batch.digest)
+        known = self.ctx.ledgers.of(batch.unit)
+        if marker in known:
+            return
+        await self.ctx.dest.put(marker, b"")
+        prefix = ledger.settled_key(batch.unit, "")
+        stale = [key for key in known if key.startswith(prefix)]
+        if stale:
+            await self.ctx.dest.delete(stale)
+        self.ctx.ledgers.forget(batch.unit, stale)
+        self.ctx.ledgers.add(marker)
 
     def _fail_unit(self, unit: str, error: BaseException, keys: list[str] | None = None) -> None:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__

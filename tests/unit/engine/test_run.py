@@ -155,3 +155,41 @@ def test_retired_files_wait_out_the_grace_period_then_a_later_run_deletes_them()
         assert third.objects_archived == 0
 
     asyncio.run(scenario())
+
+
+def test_new_objects_in_a_split_day_read_only_the_index_of_the_unit_they_join() -> None:
+    async def scenario() -> None:
+        # GIVEN a day of 60 jobs split into units of at most 10, archived once
+        source, dest = MemoryStore(page_size=100), MemoryStore(page_size=100)
+        for number in range(60):
+            job = str(1000 + number)
+            source.add(job_key(job), job_body(job))
+        settings = Settings(parse_workers=1, retire_grace_seconds=0, unit_max_objects=10)
+        first = await compact(source, dest, settings, clock=clock)
+        units = {key.split("/")[2] for key in dest.keys(ledger.LEDGER_ROOT) if key.endswith(ledger.HEAD_NAME)}
+        assert first.objects_archived == 60 and len(units) > 5
+        # WHEN one new job arrives and the day is archived again
+        source.add(job_key("1030x"), job_body("1030x"))
+        reads: list[str] = []
+        original_get = dest.get
+
+        async def counting_get(key: str):  # type: ignore[no-untyped-def]
+            reads.append(key)
+            return await original_get(key)
+
+        dest.get = counting_get  # type: ignore[method-assign]
+        second = await compact(
+            source, dest, Settings(parse_workers=1, unit_max_objects=10, since=D20), clock=clock
+        )
+        # THEN it archived the one job, and read the index of one unit only (settled units are skipped)
+        assert second.objects_archived == 1
+        segments_read = {key.split("/")[2] for key in reads if "/index-" in key}
+        assert len(segments_read) == 1, segments_read
+        # AND a rerun with nothing new reads no index at all
+        reads.clear()
+        third = await compact(
+            source, dest, Settings(parse_workers=1, unit_max_objects=10, since=D20), clock=clock
+        )
+        assert third.objects_archived == 0 and not [key for key in reads if "/index-" in key]
+
+    asyncio.run(scenario())
