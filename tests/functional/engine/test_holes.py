@@ -30,6 +30,7 @@ from tests.functional.engine.buckets import (
     canonical,
     committed_files,
     committed_rows,
+    delete_objects,
     download,
     embedded_key,
     file_rows,
@@ -598,3 +599,69 @@ def test_a_run_after_the_grace_period_deletes_superseded_files_even_with_nothing
     # AND with nothing left to wait for, the next run is a no-op that costs LISTs only
     after = archive(moto_endpoint, case.source, case.dest, GRACE, clock=minutes_after_t0(180))
     assert (after.requests["get"], after.requests["put"], after.requests["delete"]) == (0, 0, 0)
+
+
+# --------------------------------------------------------------------------- a data file deleted by mistake
+
+REPAIR_PENDING = pytest.mark.xfail(strict=True, reason="repair not landed yet")
+
+
+def jobs_files(endpoint: str, dest: str, day: str) -> list[str]:
+    return sorted(key for key in bucket_keys(endpoint, dest, f"jobs/date={day}/") if key.endswith(".parquet"))
+
+
+@REPAIR_PENDING
+def test_a_data_file_deleted_by_mistake_is_repaired_from_the_source(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    # GIVEN an archive of three days, and the jobs file of one committed day deleted from it
+    source, dest = new_bucket(moto_endpoint), new_bucket(moto_endpoint)
+    jobs = three_days("old", jobs=3)
+    put_objects(moto_endpoint, source, jobs)
+    assert archive(moto_endpoint, source, dest).failures == []
+    (lost,) = jobs_files(moto_endpoint, dest, "2024-08-21")
+    delete_objects(moto_endpoint, dest, [lost])
+    # WHEN compact runs again from the command line, the source unchanged
+    result = archiver_cli(["compact", f"s3://{source}/", f"s3://{dest}/", "--json"], cli_env(moto_endpoint))
+    # THEN it exits 0, the day's rows are back, every file a head names exists, and the archive is
+    # the one a clean run makes
+    assert result.returncode == 0, result.stderr
+    folder = download(moto_endpoint, dest, tmp_path / "repaired")
+    assert {row["source_key"] for row in committed_rows(folder, "jobs")} == set(jobs)
+    assert_same_as_clean(moto_endpoint, source, dest, tmp_path / "final")
+    checked = archiver_cli(["verify", f"s3://{source}/", f"s3://{dest}/", "--json"], cli_env(moto_endpoint))
+    assert checked.returncode == 0, checked.stderr
+
+
+@REPAIR_PENDING
+def test_a_deleted_data_file_whose_sources_are_gone_is_reported_and_holds_up_nothing_else(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    # GIVEN a day archived in two commits (jobs j-0 and j-1, then j-2: two jobs files), then the first
+    # commit's jobs file deleted from the archive and its two source objects expired from the source
+    source, dest = new_bucket(moto_endpoint), new_bucket(moto_endpoint)
+    first = {
+        standard_key("5234", "234", DAY1, f"j-{n}", f"{DAY1}100000", "succeeded"): job_body(f"j-{n}")
+        for n in range(2)
+    }
+    put_objects(moto_endpoint, source, first)
+    assert archive(moto_endpoint, source, dest).failures == []
+    (gone,) = jobs_files(moto_endpoint, dest, "2024-08-20")
+    kept = standard_key("5234", "234", DAY1, "j-2", f"{DAY1}110000", "succeeded")
+    put_objects(moto_endpoint, source, {kept: job_body("j-2")})
+    assert archive(moto_endpoint, source, dest).failures == []
+    assert gone in jobs_files(moto_endpoint, dest, "2024-08-20")
+    delete_objects(moto_endpoint, dest, [gone])
+    delete_objects(moto_endpoint, source, first)
+    # AND a new job in another day
+    other = standard_key("5234", "234", DAY2, "j-other", f"{DAY2}100000", "succeeded")
+    put_objects(moto_endpoint, source, {other: job_body("j-other")})
+    # WHEN compact runs from the command line
+    result = archiver_cli(["compact", f"s3://{source}/", f"s3://{dest}/", "--json"], cli_env(moto_endpoint))
+    # THEN it exits 4 with one line naming the unit or the keys it cannot restore
+    line = one_error_line(result, 4, stdout=None)
+    assert "day=2024-08-20" in line or any(key in line for key in first), line
+    # AND the other day committed, and the rows that could be kept are still there
+    folder = download(moto_endpoint, dest, tmp_path / "after")
+    archived = {row["source_key"] for row in committed_rows(folder, "jobs", skip_broken=True)}
+    assert {other, kept} <= archived
