@@ -31,9 +31,10 @@ import pyarrow.parquet as pq
 
 from archiver.config import Settings
 from archiver.engine import ledger
-from archiver.engine.api import RunReport, VerifyReport, compact, compact_keys, verify
+from archiver.engine.api import RunReport, compact, compact_keys
 from archiver.local.moto_server import MOTO_CREDENTIALS, create_bucket
 from archiver.storage.s3 import S3Store
+from archiver.storage.store import ObjectStore
 from tests.functional.readback import data_files
 
 TABLES = ("jobs", "job_lines", "activity", "quarantine")
@@ -166,7 +167,7 @@ def s3_store(bucket: str, endpoint: str, *, max_attempts: int = 8) -> S3Store:
 
 
 def run_compact(
-    source: S3Store, dest: S3Store, settings: Settings = SETTINGS, *, clock: Clock | None = None
+    source: ObjectStore, dest: ObjectStore, settings: Settings = SETTINGS, *, clock: Clock | None = None
 ) -> RunReport:
     """One `compact` over the stores (closed afterwards; their `counts` stay readable)."""
 
@@ -183,22 +184,11 @@ def run_compact(
 
 
 def run_compact_keys(
-    source: S3Store, dest: S3Store, keys: list[str], settings: Settings = SETTINGS
+    source: ObjectStore, dest: ObjectStore, keys: list[str], settings: Settings = SETTINGS
 ) -> RunReport:
     async def main() -> RunReport:
         try:
             return await compact_keys(source, dest, settings, keys)
-        finally:
-            await source.close()
-            await dest.close()
-
-    return asyncio.run(main())
-
-
-def run_verify(source: S3Store, dest: S3Store, settings: Settings = SETTINGS) -> VerifyReport:
-    async def main() -> VerifyReport:
-        try:
-            return await verify(source, dest, settings)
         finally:
             await source.close()
             await dest.close()

@@ -245,7 +245,20 @@ def three_days(tag: str, jobs: int = 2) -> dict[str, bytes]:
     }
 
 
-BROKEN_HEAD = ledger.head_key("day=2024-08-21")
+BROKEN_UNIT = "day=2024-08-21"
+
+
+def broken_head(endpoint: str, dest: str) -> str:
+    return ledger.head_key(BROKEN_UNIT)
+
+
+def broken_segment(endpoint: str, dest: str) -> str:
+    (key,) = [
+        key
+        for key in bucket_keys(endpoint, dest, ledger.unit_prefix(BROKEN_UNIT))
+        if key.rsplit("/", 1)[-1].startswith(ledger.SEGMENT_PREFIX)
+    ]
+    return key
 
 
 def garbage(good: bytes) -> bytes:
@@ -260,40 +273,43 @@ def another_days_split(good: bytes) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "corrupt",
+    ("which", "corrupt"),
     [
-        pytest.param(garbage, id="not-json"),
+        pytest.param(broken_head, garbage, id="head-not-json"),
+        pytest.param(broken_segment, garbage, id="segment-not-parquet"),
         pytest.param(
+            broken_head,
             another_days_split,
-            id="another-days-split",
+            id="head-with-another-days-split",
             marks=pytest.mark.xfail(
                 strict=True,
                 reason="a sealed head naming children outside its unit sends UnitTree.range_of into endless "
                 "recursion; the RecursionError is not one of the errors run.py turns into a unit failure, "
-                "so the whole run dies with a traceback",
+                "so the whole run dies with a traceback (exit 1)",
             ),
         ),
     ],
 )
-def test_a_malformed_ledger_head_fails_only_its_unit_and_the_next_run_completes(
-    corrupt: Callable[[bytes], bytes], moto_endpoint: str, tmp_path: Path
+def test_a_malformed_ledger_file_fails_only_its_unit_and_the_next_run_completes(
+    which: Callable[[str, str], str], corrupt: Callable[[bytes], bytes], moto_endpoint: str, tmp_path: Path
 ) -> None:
-    # GIVEN an archive of three days, new jobs in each day, and the ledger head of the middle day broken
+    # GIVEN an archive of three days, new jobs in each day, and a ledger file of the middle day broken
     source, dest = new_bucket(moto_endpoint), new_bucket(moto_endpoint)
     put_objects(moto_endpoint, source, three_days("old"))
     assert archive(moto_endpoint, source, dest).failures == []
     new = three_days("new")
     put_objects(moto_endpoint, source, new)
-    good = get_object(moto_endpoint, dest, BROKEN_HEAD)
-    put_objects(moto_endpoint, dest, {BROKEN_HEAD: corrupt(good)})
+    broken = which(moto_endpoint, dest)
+    good = get_object(moto_endpoint, dest, broken)
+    put_objects(moto_endpoint, dest, {broken: corrupt(good)})
     env = cli_env(moto_endpoint, ARCHIVER_RETIRE_GRACE_SECONDS="0")
     # WHEN compact runs from the command line
     result = archiver_cli(["compact", f"s3://{source}/", f"s3://{dest}/", "--json"], env)
     # THEN it exits 4 with one line naming the unit, no traceback, and the report names it too
     line = one_error_line(result, 4, stdout=None)
-    assert "day=2024-08-21" in line
+    assert BROKEN_UNIT in line
     report = single_report(result)
-    assert [failure["unit"] for failure in report["failures"]] == ["day=2024-08-21"]  # type: ignore[index,union-attr]
+    assert [failure["unit"] for failure in report["failures"]] == [BROKEN_UNIT]  # type: ignore[index,union-attr]
     # AND the other two days committed their new jobs; the broken day's are not archived yet
     jobs = {
         row["source_key"]
@@ -302,8 +318,8 @@ def test_a_malformed_ledger_head_fails_only_its_unit_and_the_next_run_completes(
     }
     assert jobs == {key for key in new if "/20240821/" not in key}
 
-    # GIVEN the head is put back
-    put_objects(moto_endpoint, dest, {BROKEN_HEAD: good})
+    # GIVEN the file is put back
+    put_objects(moto_endpoint, dest, {broken: good})
     # WHEN compact runs again
     again = archiver_cli(["compact", f"s3://{source}/", f"s3://{dest}/", "--json"], env)
     # THEN it completes, and the archive is the one a clean run makes
