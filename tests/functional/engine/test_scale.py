@@ -10,6 +10,7 @@ never on time.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import subprocess
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 
 from archiver.engine import ledger
-from archiver.engine.api import RunReport
+from archiver.engine.api import RunReport, plan
 from archiver.local.moto_server import MAX_KEYS_VARIABLE, upload_tree
 from archiver.local.synth import KIND_JOB, SynthObject, generate, write_corpus
 from tests.functional.cli.test_cli import archiver_cli, cli_env
@@ -43,6 +44,7 @@ from tests.functional.readback import read_rows
 DAY = dt.date(2024, 8, 20)
 ROOT = "day=2024-08-20"
 LIMIT = 50
+SPLIT = replace(SETTINGS, unit_max_objects=LIMIT)
 PARALLEL = 4
 
 
@@ -61,9 +63,24 @@ def new_jobs(count: int, seed: int) -> list[SynthObject]:
 
 
 def plan_lines(source: str, dest: str, env: dict[str, str]) -> list[dict[str, Any]]:
+    """What `archiver plan SOURCE DEST` prints, one JSON object a line."""
     result = archiver_cli(["plan", f"s3://{source}/", f"s3://{dest}/"], env)
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def planned_units(endpoint: str, source: str, dest: str) -> list[dict[str, object]]:
+    """The same lines from the engine's `plan` in this process (what the command line prints)."""
+
+    async def main() -> list[dict[str, object]]:
+        src, dst = s3_store(source, endpoint), s3_store(dest, endpoint)
+        try:
+            return [unit.as_dict() for unit in await plan(src, dst, SPLIT)]
+        finally:
+            await src.close()
+            await dst.close()
+
+    return asyncio.run(main())
 
 
 def index_keys(folder: Path, head: ledger.Head) -> set[str]:
@@ -132,13 +149,13 @@ def test_a_day_split_into_units_archived_by_parallel_processes_is_one_clean_run(
     # AND verify is clean, and planning again prints the same units
     verified = archiver_cli(["verify", f"s3://{source}/", f"s3://{dest}/", "--json"], env)
     assert verified.returncode == 0, verified.stderr
-    assert [line["unit"] for line in plan_lines(source, dest, env)] == units
+    assert [line["unit"] for line in planned_units(moto_endpoint, source, dest)] == units
 
     # GIVEN late arrivals: new jobs in that day
     late = new_jobs(40, seed=99)
     put_objects(moto_endpoint, source, {obj.key: obj.body for obj in late})
     # WHEN the archive plans the day again
-    replanned = plan_lines(source, dest, env)
+    replanned = planned_units(moto_endpoint, source, dest)
     # THEN the day's split is kept: the same children, and every unit printed is one of the units
     # printed before or a part of one (a unit that outgrew the limit is split below itself)
     again = heads(download(moto_endpoint, dest, tmp_path / "replanned"))
@@ -149,9 +166,9 @@ def test_a_day_split_into_units_archived_by_parallel_processes_is_one_clean_run(
     for unit in units:
         assert any(line["unit"] == unit or line["unit"].startswith(unit + ".") for line in replanned), unit
     # AND one plain compact archives them, into an archive a clean run over the final source equals
-    result = archiver_cli(["compact", f"s3://{source}/", f"s3://{dest}/", "--json"], env)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["objects_archived"] == len(late)
+    report = run_compact(s3_store(source, moto_endpoint), s3_store(dest, moto_endpoint), SPLIT)
+    assert report.failures == []
+    assert report.objects_archived == len(late)
     assert_same_as_clean(moto_endpoint, source, dest, tmp_path / "late")
     folder = download(moto_endpoint, dest, tmp_path / "final")
     for unit, head in heads(folder).items():
