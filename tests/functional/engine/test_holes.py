@@ -619,14 +619,11 @@ def test_a_run_after_the_grace_period_deletes_superseded_files_even_with_nothing
 
 # --------------------------------------------------------------------------- a data file deleted by mistake
 
-REPAIR_PENDING = pytest.mark.xfail(strict=True, reason="repair not landed yet")
-
 
 def jobs_files(endpoint: str, dest: str, day: str) -> list[str]:
     return sorted(key for key in bucket_keys(endpoint, dest, f"jobs/date={day}/") if key.endswith(".parquet"))
 
 
-@REPAIR_PENDING
 def test_a_data_file_deleted_by_mistake_is_repaired_from_the_source(
     moto_endpoint: str, tmp_path: Path
 ) -> None:
@@ -638,7 +635,8 @@ def test_a_data_file_deleted_by_mistake_is_repaired_from_the_source(
     (lost,) = jobs_files(moto_endpoint, dest, "2024-08-21")
     delete_objects(moto_endpoint, dest, [lost])
     # WHEN compact runs again from the command line, the source unchanged
-    result = archiver_cli(["compact", f"s3://{source}/", f"s3://{dest}/", "--json"], cli_env(moto_endpoint))
+    env = cli_env(moto_endpoint, ARCHIVER_RETIRE_GRACE_SECONDS="0")
+    result = archiver_cli(["compact", f"s3://{source}/", f"s3://{dest}/", "--json"], env)
     # THEN it exits 0, the day's rows are back, every file a head names exists, and the archive is
     # the one a clean run makes
     assert result.returncode == 0, result.stderr
@@ -649,7 +647,6 @@ def test_a_data_file_deleted_by_mistake_is_repaired_from_the_source(
     assert checked.returncode == 0, checked.stderr
 
 
-@REPAIR_PENDING
 def test_a_deleted_data_file_whose_sources_are_gone_is_reported_and_holds_up_nothing_else(
     moto_endpoint: str, tmp_path: Path
 ) -> None:
@@ -674,9 +671,13 @@ def test_a_deleted_data_file_whose_sources_are_gone_is_reported_and_holds_up_not
     put_objects(moto_endpoint, source, {other: job_body("j-other")})
     # WHEN compact runs from the command line
     result = archiver_cli(["compact", f"s3://{source}/", f"s3://{dest}/", "--json"], cli_env(moto_endpoint))
-    # THEN it exits 4 with one line naming the unit or the keys it cannot restore
+    # THEN it exits 4 with one line naming the keys whose rows it cannot restore, and the report names
+    # them and the missing file
     line = one_error_line(result, 4, stdout=None)
-    assert "day=2024-08-20" in line or any(key in line for key in first), line
+    assert all(key in line for key in first), line
+    report = single_report(result)
+    assert sorted(failure["key"] for failure in report["failures"]) == sorted(first)  # type: ignore[union-attr]
+    assert report["missing_files"] == [gone]
     # AND the other day committed, and the rows that could be kept are still there
     folder = download(moto_endpoint, dest, tmp_path / "after")
     archived = {row["source_key"] for row in committed_rows(folder, "jobs", skip_broken=True)}
