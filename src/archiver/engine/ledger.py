@@ -201,7 +201,7 @@ def decode_head(data: bytes) -> Head:
         if not isinstance(raw, dict) or raw.get("format") != FORMAT_VERSION:
             found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
             raise LedgerFormatError(f"unsupported ledger head format {found!r}")
-        return Head(
+        head = Head(
             unit=str(raw["unit"]),
             generation=int(raw["generation"]),
             lo=raw.get("lo"),
@@ -214,6 +214,10 @@ def decode_head(data: bytes) -> Head:
             retired=[Retired(str(r["key"]), int(r["since_us"])) for r in raw.get("retired", [])],
             lineage=[str(token) for token in raw.get("lineage", [])],
         )
+        expected = [f"{head.unit}.{index}" for index in range(len(head.children))]
+        if [child.unit for child in head.children] != expected:
+            raise LedgerFormatError(f"ledger head of {head.unit} names children that are not its own")
+        return head
     except LedgerFormatError:
         raise
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:

@@ -213,7 +213,7 @@ class Run:
                     await queue.put((work, batch))
             except ConfigError:
                 raise  # a unit name that does not exist is a bad argument, not a unit's failure
-            except (ArchiverError, OSError, ValueError, KeyError) as error:
+            except Exception as error:  # one unit's surprise is its own failure, never the run's
                 self._fail_unit(root, error)
                 work.complete = False
             work.listed = True
@@ -235,7 +235,7 @@ class Run:
             self.report.failures.extend(result.failures)
             self.report.objects_failed += len(result.failures)
             self.report.unarchived_keys.extend(failure["key"] for failure in result.failures)
-        except (ArchiverError, OSError, ValueError, KeyError) as error:
+        except Exception as error:  # one unit's surprise is its own failure, never the run's
             self._fail_unit(batch.unit, error, [info.key for info in batch.objects])
             work.complete = False
         except BaseException:

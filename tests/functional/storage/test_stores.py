@@ -364,6 +364,28 @@ def test_get_file_streams_an_object_of_several_chunks_into_a_file(store: ObjectS
     run(store, scenario)
 
 
+def test_get_file_streams_an_object_into_a_local_file(store: ObjectStore, tmp_path: Path) -> None:
+    # GIVEN an object of a few chunks (the engine streams committed Parquet files it rewrites)
+    body = os.urandom(3 * MIB + 4321)
+
+    async def scenario() -> None:
+        etag = await store.put("jobs/date=2024-08-20/part.parquet", body)
+        reads_before = store.counts.bytes_read
+
+        # WHEN it is fetched into a local file
+        target = tmp_path / "copy.parquet"
+        got = await store.get_file("jobs/date=2024-08-20/part.parquet", target)
+
+        # THEN the file holds the body, the ETag is the object's, and the bytes are counted once
+        assert target.read_bytes() == body
+        assert got == etag
+        assert store.counts.bytes_read - reads_before == len(body)
+        with pytest.raises(NotFoundError):
+            await store.get_file("jobs/no-such.parquet", tmp_path / "missing.parquet")
+
+    run(store, scenario)
+
+
 def test_delete_removes_keys_and_ignores_missing_ones(
     store: ObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
