@@ -205,13 +205,11 @@ def _compact(args: argparse.Namespace) -> int:
 async def compact(
     source_url: str, dest_url: str, settings: Settings, *, scope: UnitScope | None = None
 ) -> RunReport:
-    """Open both stores, run the archiver, close the stores."""
+    """Run the archiver (on every core unless a scope or the settings say otherwise)."""
     from archiver.engine import api
 
-    async with api.open_stores(source_url, dest_url, settings) as (source, dest):
-        assert dest is not None
-        with _progress_bar() as tick:
-            return await api.compact(source, dest, settings, scope=scope, progress=tick)
+    with _progress_bar() as tick:
+        return await api.compact_urls(source_url, dest_url, settings, scope=scope, progress=tick)
 
 
 def _verify(args: argparse.Namespace) -> int:

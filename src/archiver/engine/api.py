@@ -15,8 +15,9 @@ from archiver.config import Settings
 from archiver.engine.activity import ActivityLedger
 from archiver.engine.context import ProgressHook
 from archiver.engine.planner import PLANS_PREFIX, PlannedUnit, plan_units, write_manifest
+from archiver.engine.processes import compact_in_processes
 from archiver.engine.report import RunReport
-from archiver.engine.run import Clock, Run, utc_now
+from archiver.engine.run import Clock, Run, cpu_count, utc_now
 from archiver.engine.units import UnitScope, shard_key
 from archiver.engine.verify import VerifyReport
 from archiver.engine.verify import verify as verify_window
@@ -35,6 +36,7 @@ __all__ = [
     "activity_sink",
     "compact",
     "compact_keys",
+    "compact_urls",
     "open_stores",
     "plan",
     "shard_key",
@@ -91,6 +93,28 @@ async def compact(
         settings = scope.narrow(settings)
     run = Run(source, dest, settings, scope=scope, progress=progress, time_left=time_left, clock=clock)
     return await run.run()
+
+
+async def compact_urls(
+    source_url: str,
+    dest_url: str,
+    settings: Settings,
+    *,
+    scope: UnitScope | None = None,
+    progress: ProgressHook | None = None,
+    clock: Clock = utc_now,
+) -> RunReport:
+    """`compact` from URLs, on every core: with several CPUs, one shard of the days per process.
+
+    One process (and the progress hook) when `ARCHIVER_PARSE_WORKERS` is 1 or the
+    machine has one CPU, or when a scope names a unit or a shard already.
+    """
+    workers = settings.parse_workers or cpu_count()
+    if workers > 1 and (scope is None or scope.everything):
+        return await compact_in_processes(source_url, dest_url, settings, workers, clock(), progress)
+    async with open_stores(source_url, dest_url, settings) as (source, dest):
+        assert dest is not None
+        return await compact(source, dest, settings, scope=scope, progress=progress, clock=clock)
 
 
 async def compact_keys(

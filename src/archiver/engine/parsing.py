@@ -14,6 +14,9 @@ import asyncio
 import functools
 import multiprocessing
 import os
+import select
+import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -30,6 +33,37 @@ POOL_MIN_OBJECTS = 256
 """Fewer objects than this are parsed inline: starting the pool would cost more than it saves."""
 
 Item = tuple[bytes, str, str, KeyInfo | None]
+
+
+def exit_with(parent_pid: int) -> None:
+    """In a worker process: exit as soon as the run that started the pool is gone.
+
+    A forkserver worker's parent is the fork server, which outlives a killed run (its
+    children keep it alive), so a killed run would leave workers holding its pipes.
+    """
+    watcher = threading.Thread(target=_exit_when_gone, args=(parent_pid,), daemon=True)
+    watcher.start()
+
+
+def _exit_when_gone(pid: int) -> None:
+    try:
+        handle = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        while _alive(pid):
+            time.sleep(1.0)
+    else:
+        select.select([handle], [], [])
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def parse_batch(items: list[Item]) -> list[ParsedObject]:
@@ -54,7 +88,12 @@ class Parser:
     def _executor(self) -> Executor:
         if self._pool is None:
             context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=context,
+                initializer=exit_with,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     def close(self) -> None:

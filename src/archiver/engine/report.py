@@ -35,6 +35,8 @@ class RunReport:
     missing_files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     window: dict[str, str | None] = field(default_factory=dict)
+    days: list[str] = field(default_factory=list)
+    """The roots the run went through (not in the JSON report: the watermark is computed from it)."""
 
     @property
     def failed_units(self) -> list[str]:

@@ -71,7 +71,7 @@ class Run:
         self.time_left = time_left
         self.clock = clock
         self.workdir = Path(tempfile.mkdtemp(prefix="archiver-"))
-        workers = settings.parse_workers or _cpu_count()
+        workers = settings.parse_workers or cpu_count()
         self.ctx = RunContext(
             source=source,
             dest=dest,
@@ -98,6 +98,7 @@ class Run:
             plan = await plan_source(self.ctx.source, window)
             await self._read_ledgers(window)
             roots = [root for root in plan.roots() if self.scope.accepts_root(root)]
+            self.report.days = roots
             self.report.future_days = [r for r in roots if self.watermark.is_future(r)]
             await self._archive(plan, roots)
             complete = self.scope.everything and self.ctx.settings.since is None
@@ -308,7 +309,7 @@ def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return error
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -12,6 +12,7 @@ so file names are read from the right.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ def parse_stamp(stamp: str) -> int | None:
     return int(moment.timestamp()) * 1_000_000
 
 
+@functools.lru_cache(maxsize=65_536)
 def parse_key(key: str) -> KeyInfo | None:
     """Read a key of either documented layout; None for anything else."""
     parts = key.split("/")

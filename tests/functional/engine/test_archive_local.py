@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from archiver.config import Settings
-from archiver.engine.api import RunReport, compact
+from archiver.engine.api import RunReport, compact, compact_urls
 from archiver.local.synth import CorpusSummary, write_corpus
+from archiver.engine.ledger import WATERMARK_ROOT
 from archiver.storage.localfs import LocalStore
 from tests.functional.oracle import assert_final_jobs
 from tests.functional.readback import data_files, read_rows
@@ -133,3 +134,23 @@ def test_window_limits_the_days_archived(corpus: tuple[Path, CorpusSummary], tmp
     assert days and days <= {since + dt.timedelta(days=i) for i in range(3)}
     expected = sum(count for day, count in corpus[1].expected.jobs_by_day.items() if since <= day <= until)
     assert len(read_rows(tmp_path, "jobs")) == expected
+
+
+def test_one_process_per_shard_of_days_writes_the_same_archive(
+    corpus: tuple[Path, CorpusSummary], archived: tuple[Path, RunReport], tmp_path: Path
+) -> None:
+    # GIVEN the archive one process wrote
+    single, one_process = archived
+    # WHEN the same corpus is archived by three worker processes, each a shard of the days
+    sharded = asyncio.run(compact_urls(str(corpus[0]), str(tmp_path), replace(SETTINGS, parse_workers=3)))
+    # THEN every table holds the same rows, and the merged report adds up to the same counts
+    for table in ("jobs", "job_lines", "activity", "quarantine"):
+        assert sorted(map(repr, read_rows(tmp_path, table))) == sorted(map(repr, read_rows(single, table)))
+    assert sharded.objects_listed == one_process.objects_listed
+    assert sharded.objects_archived == one_process.objects_archived
+    assert sharded.rows == one_process.rows
+    # AND the watermark moved once every shard finished, so a rerun reads nothing
+    assert list((tmp_path / WATERMARK_ROOT).iterdir())
+    again = asyncio.run(compact_urls(str(corpus[0]), str(tmp_path), replace(SETTINGS, parse_workers=3)))
+    assert again.requests.get("get", 0) == 0
+    assert again.objects_archived == 0
