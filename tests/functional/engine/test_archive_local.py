@@ -12,8 +12,8 @@ import pytest
 
 from archiver.config import Settings
 from archiver.engine.api import RunReport, compact, compact_urls
-from archiver.local.synth import CorpusSummary, write_corpus
 from archiver.engine.ledger import WATERMARK_ROOT
+from archiver.local.synth import CorpusSummary, write_corpus
 from archiver.storage.localfs import LocalStore
 from tests.functional.oracle import assert_final_jobs
 from tests.functional.readback import data_files, read_rows
