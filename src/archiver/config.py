@@ -29,6 +29,7 @@ class Settings:
     max_small_files: int = 8
     compression: str = "zstd"
     compression_level: int = 3
+    payload_compression_level: int = 11
     progress: bool = False
     s3_max_attempts: int = 8
     s3_retry_mode: str = "standard"
@@ -59,6 +60,7 @@ _INT_VARIABLES = {
     "ARCHIVER_LOOKBACK_DAYS": "lookback_days",
     "ARCHIVER_MAX_SMALL_FILES": "max_small_files",
     "ARCHIVER_COMPRESSION_LEVEL": "compression_level",
+    "ARCHIVER_PAYLOAD_COMPRESSION_LEVEL": "payload_compression_level",
     "ARCHIVER_UNIT_MAX_OBJECTS": "unit_max_objects",
     "ARCHIVER_RETIRE_GRACE_SECONDS": "retire_grace_seconds",
     "ARCHIVER_PARSE_WORKERS": "parse_workers",
@@ -72,6 +74,9 @@ _INT_VARIABLES = {
 _MAY_BE_ZERO = frozenset(
     {"lookback_days", "retire_grace_seconds", "parse_workers", "time_reserve_seconds", "api_overlap_minutes"}
 )
+
+_ZSTD_LEVELS = frozenset({"compression_level", "payload_compression_level"})
+ZSTD_MAX_LEVEL = 22
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
@@ -88,6 +93,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{variable} must be a whole number, got {raw!r}") from error
         if values[name] < (0 if name in _MAY_BE_ZERO else 1):
             raise ConfigError(f"{variable} must be positive, got {raw!r}")
+        if name in _ZSTD_LEVELS and values[name] > ZSTD_MAX_LEVEL:
+            raise ConfigError(f"{variable} must be a zstd level from 1 to {ZSTD_MAX_LEVEL}, got {raw!r}")
     settings = replace(Settings(), **values)  # type: ignore[arg-type]
     # The standard AWS variables, so the archiver's defaults never override what a user set.
     attempts = env.get("AWS_MAX_ATTEMPTS")

@@ -38,7 +38,7 @@ from archiver.engine.compaction import Rewriter, rewrite
 from archiver.engine.identity import event_identity
 from archiver.engine.index import merge_segments, read_head, segments_to_merge
 from archiver.engine.ledger import FileRef, Head, LedgerFormatError, Retired, SegmentRef
-from archiver.engine.writer import BufferBudget, UnitWriter
+from archiver.engine.writer import BufferBudget, Compression, UnitWriter
 from archiver.errors import ArchiverError, NotFoundError
 from archiver.formats.records import ActivityEvent, Row
 from archiver.storage.store import ObjectStore
@@ -329,8 +329,7 @@ class ActivityLedger:
             workdir=self.workdir,
             target_bytes=self.settings.target_file_bytes,
             row_group_rows=self.settings.row_group_rows,
-            compression=self.settings.compression,
-            compression_level=self.settings.compression_level,
+            compression=Compression.of(self.settings),
             budget=self.buffers,
         )
 

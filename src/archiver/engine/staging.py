@@ -18,7 +18,7 @@ from archiver.engine.generation import GenerationBuilder
 from archiver.engine.index import UnitIndex, merged_entries, segments_to_merge
 from archiver.engine.ledger import FileRef, Head, IndexEntry, Retired, SegmentRef
 from archiver.engine.tree import UnitState
-from archiver.engine.writer import UnitWriter
+from archiver.engine.writer import Compression, UnitWriter
 
 
 async def stage_generation(
@@ -51,8 +51,7 @@ async def stage_generation(
             workdir=ctx.workdir,
             target_bytes=settings.target_file_bytes,
             row_group_rows=settings.row_group_rows,
-            compression=settings.compression,
-            compression_level=settings.compression_level,
+            compression=Compression.of(settings),
             budget=ctx.buffers,
         ),
         batch_rows=settings.row_group_rows,

@@ -25,7 +25,7 @@ from archiver.engine.ledger import Head, encode_head, file_owner, head_key
 from archiver.engine.staging import expiry_generation, stage_generation
 from archiver.engine.tree import UnitState, UnitTree, child_for, quantile_boundaries, sealed
 from archiver.engine.units import folder_of
-from archiver.engine.writer import UnitWriter
+from archiver.engine.writer import Compression, UnitWriter
 from archiver.errors import ArchiverError, NotFoundError, PreconditionFailedError
 from archiver.formats.layout import job_folder, parse_key
 from archiver.formats.records import REASON_TOO_LARGE, ParsedObject, Rejection
@@ -316,8 +316,7 @@ class UnitWorker:
             workdir=self.ctx.workdir,
             target_bytes=settings.target_file_bytes,
             row_group_rows=settings.row_group_rows,
-            compression=settings.compression,
-            compression_level=settings.compression_level,
+            compression=Compression.of(settings),
             budget=self.ctx.buffers,
         )
 

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from archiver.config import Settings
 from archiver.formats.records import Row
 from archiver.formats.schema import SORT_KEYS, TABLES
 
@@ -97,6 +98,25 @@ class _OpenFile:
     rows: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Compression:
+    """The codec and levels of data files: the JSON payload columns, most of an archive's
+    bytes, get their own (deeper) zstd level."""
+
+    codec: str
+    level: int
+    payload_level: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> Compression:
+        return cls(settings.compression, settings.compression_level, settings.payload_compression_level)
+
+    def levels(self, schema: pa.Schema) -> int | dict[str, int]:
+        if self.codec != "zstd":
+            return self.level
+        return {name: self.payload_level if name in PAYLOAD_COLUMNS else self.level for name in schema.names}
+
+
 @dataclass(slots=True)
 class PartitionWriter:
     """Writes one table's rows for one partition into one or more rolled files."""
@@ -107,8 +127,7 @@ class PartitionWriter:
     workdir: Path
     target_bytes: int
     row_group_rows: int
-    compression: str
-    compression_level: int
+    compression: Compression
     budget: BufferBudget
     schema: pa.Schema = field(init=False)
     _rows: list[Row] = field(default_factory=list)
@@ -183,8 +202,8 @@ class PartitionWriter:
         writer = pq.ParquetWriter(
             path,
             self.schema,
-            compression=self.compression,
-            compression_level=self.compression_level,
+            compression=self.compression.codec,
+            compression_level=self.compression.levels(self.schema),
             write_statistics=True,
             use_dictionary=[name for name in self.schema.names if name not in PAYLOAD_COLUMNS],
         )
@@ -240,8 +259,7 @@ class UnitWriter:
     workdir: Path
     target_bytes: int
     row_group_rows: int
-    compression: str = "zstd"
-    compression_level: int = 3
+    compression: Compression = field(default_factory=lambda: Compression.of(Settings()))
     budget: BufferBudget = field(default_factory=lambda: BufferBudget(256 * 1024 * 1024))
     _writers: dict[tuple[str, dt.date | None], PartitionWriter] = field(default_factory=dict)
 
@@ -257,7 +275,6 @@ class UnitWriter:
                 target_bytes=self.target_bytes,
                 row_group_rows=self.row_group_rows,
                 compression=self.compression,
-                compression_level=self.compression_level,
                 budget=self.budget,
             )
             self._writers[slot] = writer

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 from pathlib import Path
 
+import orjson
 import pyarrow.parquet as pq
 
-from archiver.engine.writer import BufferBudget, UnitWriter, read_day_partition
-from archiver.formats.schema import JOBS, QUARANTINE
+from archiver.engine.writer import BufferBudget, Compression, UnitWriter, read_day_partition
+from archiver.formats.schema import JOB_LINES, JOBS, QUARANTINE
 
 
 def _job_row(job_id: str, user: str, recipe: str, started: int) -> dict[str, object]:
@@ -72,3 +74,47 @@ def test_a_shared_budget_bounds_what_all_writers_buffer(tmp_path: Path) -> None:
     assert budget.used == 0
     assert sum(pq.read_metadata(f.path).num_rows for f in files) == 2 * 40 * 200
     assert all(pq.read_metadata(f.path).num_row_groups > 1 for f in files)
+
+
+def _line_row(job_id: str, index: int, rng: random.Random) -> dict[str, object]:
+    row: dict[str, object] = dict.fromkeys(JOB_LINES.names)
+    payload = {
+        f"field_{n}": rng.choice(["open", "closed", "pending"]) + str(rng.randint(0, 999)) for n in range(40)
+    }
+    row.update(
+        job_id=job_id, line_index=index, source_key=f"k/{job_id}", output=orjson.dumps(payload).decode()
+    )
+    return row
+
+
+def _written_bytes(
+    tmp_path: Path, compression: Compression, rows: list[dict[str, object]]
+) -> tuple[int, list[object]]:
+    writer = UnitWriter(
+        "d20240820",
+        1,
+        compression.codec + str(compression.payload_level),
+        tmp_path,
+        1 << 30,
+        100_000,
+        compression=compression,
+    )
+    writer.add_rows("job_lines", dt.date(2024, 8, 20), rows, 1)
+    (written,) = writer.close()
+    return written.path.stat().st_size, pq.read_table(written.path).column("output").to_pylist()
+
+
+def test_payload_columns_get_their_own_deeper_zstd_level(tmp_path: Path) -> None:
+    # GIVEN two thousand step lines with JSON outputs
+    rng = random.Random(5)
+    rows = [_line_row(f"j-{n // 4}", n % 4, rng) for n in range(2000)]
+    # WHEN they are written with the payload level equal to the others', then deeper
+    flat_size, flat_outputs = _written_bytes(tmp_path, Compression("zstd", 3, 3), rows)
+    deep_size, deep_outputs = _written_bytes(tmp_path, Compression("zstd", 3, 19), rows)
+    # THEN the deeper file is smaller and holds the same payloads
+    assert deep_size < flat_size * 0.97
+    assert sorted(map(str, deep_outputs)) == sorted(map(str, flat_outputs))
+    # AND ids keep the base level, and another codec gets one level for every column
+    levels = Compression("zstd", 3, 19).levels(JOB_LINES)
+    assert isinstance(levels, dict) and levels["output"] == 19 and levels["job_id"] == 3
+    assert Compression("gzip", 6, 19).levels(JOB_LINES) == 6
