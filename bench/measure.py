@@ -98,11 +98,16 @@ def _descendants(table: dict[int, tuple[int, list[str]]], root: int) -> list[int
 
 
 class TreeSampler:
-    """Samples the resident memory of this process and its descendants (the parse pool) while a task runs.
+    """Samples the memory of this process and its descendants (shard and parse workers) while a task runs.
 
-    VmHWM covers this process alone and dies with a worker; the sum over the tree is what a
-    Lambda's memory limit sees. Sampled every `interval` seconds, so a peak between samples
-    can be missed: a lower bound. Enabled by BENCH_SAMPLE_TREE=1 (it costs a little CPU).
+    The archiver runs its work in worker processes (one shard of the days each, or a parse
+    pool), so this process's own VmHWM says little. Sampled every `interval` seconds:
+    - `process_peak_mb`: the largest VmHWM of any one process of the tree (the high-water
+      mark is kept by the kernel, so only a worker's last 0.1 s before exit can be missed);
+    - `tree_peak_pss_mb`: the tree's summed PSS (shared pages counted once, as a Lambda's
+      memory limit counts them), a lower bound between samples;
+    - `tree_peak_rss_mb`: the summed RSS (shared libraries counted in every process).
+    Always on for archiver tasks; for the others with BENCH_SAMPLE_TREE=1.
     """
 
     def __init__(self, interval: float = 0.1) -> None:
@@ -110,6 +115,8 @@ class TreeSampler:
 
         self.interval = interval
         self.peak_mb = 0.0
+        self.pss_peak_mb = 0.0
+        self.process_peak_mb = 0.0
         self.workers_peak_mb = 0.0
         self.samples = 0
         self._stop = threading.Event()
@@ -135,14 +142,33 @@ class TreeSampler:
             rss = {pid: int(table[pid][1][21]) * self._page_mb for pid in [me, *others]}  # field 24: rss
             self.peak_mb = max(self.peak_mb, sum(rss.values()))
             self.workers_peak_mb = max(self.workers_peak_mb, sum(rss[pid] for pid in others))
+            self.pss_peak_mb = max(
+                self.pss_peak_mb, sum(_status_mb(pid, "smaps_rollup", "Pss:") for pid in rss)
+            )
+            for pid in rss:
+                self.process_peak_mb = max(self.process_peak_mb, _status_mb(pid, "status", "VmHWM:"))
             self.samples += 1
 
     def as_dict(self) -> dict[str, float]:
         return {
             "tree_peak_rss_mb": self.peak_mb,
+            "tree_peak_pss_mb": self.pss_peak_mb,
+            "process_peak_mb": self.process_peak_mb,
             "descendants_peak_rss_mb": self.workers_peak_mb,
             "tree_samples": self.samples,
         }
+
+
+def _status_mb(pid: int, name: str, field: str) -> float:
+    """One `field:  N kB` line of /proc/PID/NAME, in MB (0 once the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/{name}", encoding="ascii") as lines:
+            for line in lines:
+                if line.startswith(field):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
 
 
 def _sql_text(value: str) -> str:
@@ -232,33 +258,17 @@ def _replace_everywhere(original: Any, replacement: Any) -> int:
 
 
 def archiver_compact(source: str, dest: str) -> dict[str, Any]:
-    """The archiver itself, through the same function the CLI calls.
-
-    The stores `compact` opens are captured (wherever it takes `open_store` from) so that
-    source and destination requests can be told apart; the run report sums them.
-    """
+    """The archiver itself, through the same function the CLI calls; requests split by store."""
     import archiver.cli.main as cli
-    import archiver.engine.api  # noqa: F401  (loaded so its `open_store` is patched too)
-    import archiver.storage.location as location
     from archiver.config import settings_from_env
 
-    opened: list[Any] = []
-    original_open = location.open_store
-
-    async def recording_open(url: str, **options: Any) -> Any:
-        store = await original_open(url, **options)
-        opened.append(store)
-        return store
-
-    _replace_everywhere(original_open, recording_open)
-    report = asyncio.run(cli.compact(source, dest, settings_from_env()))
-    result: dict[str, Any] = {"report": report.as_dict()}
-    if len(opened) == 2:
-        for role, store in zip(("source", "dest"), opened, strict=True):
-            result[f"{role}_requests"] = store.counts.as_report()
-            result[f"{role}_bytes"] = {"read": store.counts.bytes_read, "written": store.counts.bytes_written}
-    else:
-        print(f"measure.py: saw {len(opened)} stores opened, not 2: no source/dest split", file=sys.stderr)
+    report = asyncio.run(cli.compact(source, dest, settings_from_env())).as_dict()
+    result: dict[str, Any] = {"report": report}
+    for role, use in report["by_store"].items():  # type: ignore[attr-defined]
+        use = dict(use)
+        read, written = use.pop("bytes_read"), use.pop("bytes_written")
+        result[f"{role}_requests"] = use
+        result[f"{role}_bytes"] = {"read": read, "written": written}
     return result
 
 
@@ -408,7 +418,9 @@ def main() -> None:
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
     task, *args = sys.argv[1:]
-    sampler = TreeSampler() if os.environ.get("BENCH_SAMPLE_TREE") == "1" else None
+    archiver_task = sys.argv[1].startswith("archiver") if len(sys.argv) > 1 else False
+    sampled = archiver_task or os.environ.get("BENCH_SAMPLE_TREE") == "1"
+    sampler = TreeSampler() if sampled else None
     if sampler is not None:
         sampler.__enter__()
     started = time.perf_counter()
@@ -437,6 +449,8 @@ def main() -> None:
     if descendants is not None:  # the parse pool's workers (and DuckDB has none: its threads are ours)
         result["cpu_seconds_descendants"] = descendants
     result["peak_rss_mb"] = _peak_rss_mb()
+    if sampler is not None:  # the work happens in worker processes: the largest one's peak
+        result["peak_rss_mb"] = max(result["peak_rss_mb"], sampler.process_peak_mb)
     if "pyarrow" in sys.modules:  # Arrow's own allocator, invisible to Python's memory tools
         pool = sys.modules["pyarrow"].default_memory_pool()
         result["arrow_pool"] = {"backend": pool.backend_name, "max_mb": pool.max_memory() / 2**20}

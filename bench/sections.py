@@ -150,6 +150,7 @@ def run_figures(result: dict[str, Any]) -> dict[str, Any]:
         "window": report.get("window"),
         "peak_rss_mb": result["peak_rss_mb"],
         "tree_peak_rss_mb": result.get("tree_peak_rss_mb"),
+        "tree_peak_pss_mb": result.get("tree_peak_pss_mb"),
         "cpu_seconds_total": total_cpu(result),
     }
 
@@ -286,6 +287,7 @@ def memory_section(
             "peak_rss_mb": max(result["peak_rss_mb"] for result in results),
             "peak_rss_mb_all": [round(result["peak_rss_mb"], 1) for result in results],
             "tree_peak_rss_mb": max(result.get("tree_peak_rss_mb") or 0 for result in results),
+            "tree_peak_pss_mb": max(result.get("tree_peak_pss_mb") or 0 for result in results),
             "arrow_pool": [result.get("arrow_pool") for result in results],
             "seconds": seconds,
             "files_per_second": corpus["json_files"] / seconds,

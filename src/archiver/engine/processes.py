@@ -119,8 +119,21 @@ def merge(reports: list[RunReport]) -> RunReport:
                     total[key] = total.get(key, 0) + count
             elif name in _LIST_FIELDS or name == "days":
                 total.extend(value)
+            elif name == "by_store":
+                for role, use in value.items():
+                    merged.add_store_use(role, use)
         merged.window = report.window or merged.window
     return merged
+
+
+def _count_parent_requests(report: RunReport, dest: Any) -> None:
+    """The watermark's requests, made by the parent, join the children's in the report."""
+    counts = dest.counts
+    for kind, count in counts.as_report().items():
+        report.requests[kind] = report.requests.get(kind, 0) + count
+    report.bytes_read += counts.bytes_read
+    report.bytes_written += counts.bytes_written
+    report.add_store_use("dest", counts.usage())
 
 
 def _drain(queue: Any, progress: Callable[[int], None] | None) -> None:
@@ -182,4 +195,5 @@ async def compact_in_processes(
             await watermark.advance([day for day in map(unit_day, report.days) if day is not None])
         finally:
             await dest.close()
+        _count_parent_requests(report, dest)
     return report

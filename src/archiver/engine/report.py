@@ -35,6 +35,8 @@ class RunReport:
     missing_files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     window: dict[str, str | None] = field(default_factory=dict)
+    by_store: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per store ("source", "dest"): requests by kind plus bytes_read and bytes_written."""
     days: list[str] = field(default_factory=list)
     """The roots the run went through (not in the JSON report: the watermark is computed from it)."""
 
@@ -49,6 +51,11 @@ class RunReport:
     def add_rows(self, rows: dict[str, int]) -> None:
         for table, count in rows.items():
             self.rows[table] = self.rows.get(table, 0) + count
+
+    def add_store_use(self, role: str, use: dict[str, int]) -> None:
+        total = self.by_store.setdefault(role, {})
+        for name, count in use.items():
+            total[name] = total.get(name, 0) + count
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -75,5 +82,6 @@ class RunReport:
             "id_conflicts": len(self.notes),
             "notes": self.notes[:MAX_LISTED],
             "window": dict(self.window),
+            "by_store": {role: dict(use) for role, use in self.by_store.items()},
             "failures": self.failures[:MAX_LISTED],
         }

@@ -299,6 +299,9 @@ class Run:
         report.requests = {kind: sum(each[kind] for each in requests) for kind in requests[0]}
         report.bytes_read = sum(counts.bytes_read for counts in stores)
         report.bytes_written = sum(counts.bytes_written for counts in stores)
+        roles = ("source_and_dest",) if source is dest else ("source", "dest")
+        for role, counts in zip(roles, stores, strict=True):
+            report.add_store_use(role, counts.usage())
 
 
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:

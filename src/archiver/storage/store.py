@@ -55,6 +55,10 @@ class RequestCounts:
     def as_report(self) -> dict[str, int]:
         return {"list": self.list, "get": self.get, "put": self.put, "delete": self.delete, "head": self.head}
 
+    def usage(self) -> dict[str, int]:
+        """Requests by kind plus bytes read and written: one store's line of the report's `by_store`."""
+        return self.as_report() | {"bytes_read": self.bytes_read, "bytes_written": self.bytes_written}
+
 
 class ObjectStore(Protocol):
     """List, get, conditional put, delete: all the archiver ever asks of storage."""

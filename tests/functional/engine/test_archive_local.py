@@ -149,6 +149,7 @@ def test_one_process_per_shard_of_days_writes_the_same_archive(
     assert sharded.objects_listed == one_process.objects_listed
     assert sharded.objects_archived == one_process.objects_archived
     assert sharded.rows == one_process.rows
+    assert 0 < sharded.by_store["source"]["get"] == one_process.by_store["source"]["get"] <= corpus[1].objects
     # AND the watermark moved once every shard finished, so a rerun reads nothing
     assert list((tmp_path / WATERMARK_ROOT).iterdir())
     again = asyncio.run(compact_urls(str(corpus[0]), str(tmp_path), replace(SETTINGS, parse_workers=3)))

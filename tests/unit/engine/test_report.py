@@ -52,3 +52,18 @@ def test_long_lists_are_capped_but_counted() -> None:
 def test_a_fresh_report_has_zero_rows_for_every_table() -> None:
     assert RunReport().as_dict()["rows"] == {"jobs": 0, "job_lines": 0, "activity": 0}
     assert RunReport().as_dict()["units_failed"] == 0
+
+
+def test_store_use_adds_up_per_store_across_reports() -> None:
+    # GIVEN a report that two shards' store counts are added to
+    report = RunReport()
+    report.add_store_use("source", {"get": 3, "list": 1, "bytes_read": 300})
+    report.add_store_use("dest", {"put": 2, "bytes_written": 50})
+    report.add_store_use("source", {"get": 4, "list": 1, "bytes_read": 100})
+    # WHEN it is turned into the JSON object
+    out = report.as_dict()
+    # THEN each store's requests and bytes are summed on their own
+    assert out["by_store"] == {
+        "source": {"get": 7, "list": 2, "bytes_read": 400},
+        "dest": {"put": 2, "bytes_written": 50},
+    }
