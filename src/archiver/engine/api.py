@@ -7,8 +7,7 @@ Entry points open stores with `open_stores`, then call `compact`, `compact_keys`
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from archiver.config import Settings
@@ -18,12 +17,12 @@ from archiver.engine.planner import PLANS_PREFIX, PlannedUnit, plan_units, write
 from archiver.engine.processes import compact_in_processes
 from archiver.engine.report import RunReport
 from archiver.engine.run import Clock, Run, cpu_count, utc_now
+from archiver.engine.stores import open_stores
 from archiver.engine.units import UnitScope, shard_key
 from archiver.engine.verify import VerifyReport
 from archiver.engine.verify import verify as verify_window
 from archiver.engine.writer import BufferBudget
 from archiver.formats.records import ActivityEvent
-from archiver.storage.location import open_store
 from archiver.storage.store import ObjectStore
 
 __all__ = [
@@ -43,35 +42,6 @@ __all__ = [
     "verify",
     "write_plan",
 ]
-
-
-@asynccontextmanager
-async def open_stores(
-    source_url: str, dest_url: str | None, settings: Settings
-) -> AsyncIterator[tuple[ObjectStore, ObjectStore | None]]:
-    """The source store and (if a URL is given) the destination store, closed on exit."""
-    source = await _open(source_url, settings, create=False)
-    try:
-        if dest_url is None:
-            yield source, None
-            return
-        dest = await _open(dest_url, settings, create=True)
-        try:
-            yield source, dest
-        finally:
-            await dest.close()
-    finally:
-        await source.close()
-
-
-async def _open(url: str, settings: Settings, *, create: bool) -> ObjectStore:
-    return await open_store(
-        url,
-        concurrency=settings.concurrency,
-        create=create,
-        max_attempts=settings.s3_max_attempts,
-        retry_mode=settings.s3_retry_mode,
-    )
 
 
 async def compact(

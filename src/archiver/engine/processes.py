@@ -26,9 +26,9 @@ from archiver.config import Settings
 from archiver.engine.parsing import exit_with
 from archiver.engine.report import RunReport
 from archiver.engine.run import Run
+from archiver.engine.stores import open_stores, open_url
 from archiver.engine.units import UnitScope, unit_day
 from archiver.engine.watermark import Watermark
-from archiver.storage.location import open_store
 
 PROGRESS_EVERY = 256
 """Objects a worker process archives between two progress messages to the parent."""
@@ -62,36 +62,18 @@ class _Ticks:
 _LIST_FIELDS = ("failures", "units_left", "unarchived_keys", "future_days", "missing_files", "notes")
 
 
-def _open(url: str, settings: Settings, *, create: bool) -> Any:
-    return open_store(
-        url,
-        concurrency=settings.concurrency,
-        create=create,
-        max_attempts=settings.s3_max_attempts,
-        retry_mode=settings.s3_retry_mode,
-    )
-
-
 async def _shard(
     source_url: str, dest_url: str, settings: Settings, shard: tuple[int, int], now: str
 ) -> RunReport:
-    source = await _open(source_url, settings, create=False)
-    try:
-        dest = await _open(dest_url, settings, create=True)
+    async with open_stores(source_url, dest_url, settings) as (source, dest):
+        assert dest is not None
+        clock = dt.datetime.fromisoformat(now)
+        ticks = _Ticks()
+        run = Run(source, dest, settings, scope=UnitScope(shard=shard), clock=lambda: clock, progress=ticks)
         try:
-            clock = dt.datetime.fromisoformat(now)
-            ticks = _Ticks()
-            run = Run(
-                source, dest, settings, scope=UnitScope(shard=shard), clock=lambda: clock, progress=ticks
-            )
-            try:
-                return await run.run()
-            finally:
-                ticks.flush()
+            return await run.run()
         finally:
-            await dest.close()
-    finally:
-        await source.close()
+            ticks.flush()
 
 
 def run_shard(
@@ -188,7 +170,7 @@ async def compact_in_processes(
     report = merge([outcome["report"] for outcome in outcomes])
     report.seconds = time.perf_counter() - started
     if settings.since is None and settings.until is None and not report.failures and not report.units_left:
-        dest = await _open(dest_url, settings, create=True)
+        dest = await open_url(dest_url, settings, create=True)
         try:
             watermark = Watermark(dest, now.date())
             await watermark.window(settings)

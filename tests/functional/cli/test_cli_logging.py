@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from archiver.cli.logs import configure_logging
 from archiver.local.synth import KIND_ACTIVITY, KIND_JOB, generate, write_corpus
 from tests.functional.cli.test_cli import cli_env
 
@@ -107,3 +110,17 @@ def test_verbose_is_accepted_after_the_command_too(corpus: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert " DEBUG archiver." in done.stderr
     assert all(orjson.loads(line)["unit"] for line in done.stdout.splitlines())
+
+
+def test_the_log_follows_stderr_when_it_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the command line's logging configured while stderr is one stream
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    logger = configure_logging(1)
+    # WHEN stderr is replaced (and the first stream closed) before a record arrives
+    monkeypatch.setattr(sys, "stderr", second)
+    first.close()
+    logging.getLogger("archiver.engine.run").info("units planned")
+    # THEN the record reaches the stream stderr is now, and nothing fails
+    assert "INFO archiver.engine.run: units planned" in second.getvalue()
+    assert logger.propagate is False

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3.session
 import pyarrow.parquet as pq
 import pytest
 
@@ -52,6 +51,7 @@ from archiver.local.synth import KIND_ACTIVITY, KIND_JOB, KIND_QUARANTINE, Synth
 from archiver.storage.localfs import LocalStore
 from archiver.storage.s3 import S3Store
 from archiver.storage.store import ObjectStore
+from tests.functional.engine.buckets import download
 from tests.functional.faults import (
     LOST,
     SLOWDOWN,
@@ -208,21 +208,6 @@ def new_bucket(endpoint: str) -> str:
     bucket = f"eo-{uuid.uuid4().hex[:16]}"
     create_bucket(endpoint, bucket)
     return bucket
-
-
-def download_bucket(endpoint: str, bucket: str, root: Path) -> Path:
-    """Copy a whole bucket into a folder, key = relative path, to read it like a local archive."""
-    client = boto3.session.Session(**MOTO_CREDENTIALS).client("s3", endpoint_url=endpoint)
-    try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for item in page.get("Contents", ()):
-                path = root.joinpath(*item["Key"].split("/"))
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
-    finally:
-        client.close()
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 # --------------------------------------------------------------------------- comparing archives
@@ -696,7 +681,7 @@ def s3_clean(moto_endpoint: str, s3_source: str, tmp_path_factory: pytest.TempPa
     dest = new_bucket(moto_endpoint)
     report = s3_run(s3_store(s3_source, moto_endpoint), s3_store(dest, moto_endpoint))
     assert report.objects_failed == 0
-    return download_bucket(moto_endpoint, dest, tmp_path_factory.mktemp("s3-clean") / "archive")
+    return download(moto_endpoint, dest, tmp_path_factory.mktemp("s3-clean") / "archive")
 
 
 ProxyFactory = Callable[..., FaultProxy]
@@ -748,7 +733,7 @@ def test_two_concurrent_runs_over_overlapping_windows_end_in_the_clean_archive(
     # THEN both finish and the destination is the clean archive
     assert errors == []
     assert all(report.objects_failed == 0 for report in reports)
-    assert_same_archive(download_bucket(moto_endpoint, dest, tmp_path / "dest"), s3_clean)
+    assert_same_archive(download(moto_endpoint, dest, tmp_path / "dest"), s3_clean)
 
 
 def test_two_runs_racing_on_every_unit_end_in_the_clean_archive(
@@ -818,7 +803,7 @@ def test_throttling_errors_and_dropped_connections_are_retried(
     assert len(proxy.log.faults) >= 3, proxy.log
     assert report.objects_failed == 0
     assert report.failures == []
-    assert_same_archive(download_bucket(moto_endpoint, dest, tmp_path / "dest"), s3_clean)
+    assert_same_archive(download(moto_endpoint, dest, tmp_path / "dest"), s3_clean)
 
 
 def test_a_lost_answer_to_the_commit_does_not_lose_the_commit(
@@ -843,7 +828,7 @@ def test_a_lost_answer_to_the_commit_does_not_lose_the_commit(
     # THEN both runs complete, the commit stands and the archive is the clean one
     assert lost
     assert first.objects_failed == second.objects_failed == 0
-    assert_same_archive(download_bucket(moto_endpoint, dest, tmp_path / "dest"), s3_clean)
+    assert_same_archive(download(moto_endpoint, dest, tmp_path / "dest"), s3_clean)
 
 
 def test_an_object_that_cannot_be_read_is_named_and_picked_up_by_the_next_run(
@@ -875,7 +860,7 @@ def test_an_object_that_cannot_be_read_is_named_and_picked_up_by_the_next_run(
     retry = s3_run(s3_store(s3_source, moto_endpoint), s3_store(dest, moto_endpoint))
     assert retry.objects_failed == 0
     assert retry.requests["get"] >= 1
-    assert_same_archive(download_bucket(moto_endpoint, dest, tmp_path / "dest"), s3_clean)
+    assert_same_archive(download(moto_endpoint, dest, tmp_path / "dest"), s3_clean)
 
 
 # --------------------------------------------------------------------------- late, changed, duplicated
@@ -1062,7 +1047,7 @@ def test_a_rerun_with_nothing_new_reads_and_writes_nothing(
         assert report.objects_archived == 0
     assert data_files(local_dest) == files_before
     assert_same_archive(local_dest, clean)
-    assert_same_archive(download_bucket(moto_endpoint, dest, tmp_path / "s3"), s3_clean)
+    assert_same_archive(download(moto_endpoint, dest, tmp_path / "s3"), s3_clean)
 
 
 def test_many_small_incremental_runs_keep_partitions_compact_and_exact(
