@@ -6,6 +6,11 @@ same archive as one process, by the same conditional commits that let concurrent
 workers share an archive. Each process lists, fetches, parses, writes and commits on
 its own core; none waits on another. The parent advances the watermark once, after
 every shard finished cleanly, exactly as one complete run would.
+
+Each shard is its own process with its own pipe to the parent (progress, then the
+report), so nothing is shared between workers: a worker killed outright (SIGKILL,
+out of memory) cannot leave a lock that stops the others. Its shard becomes a failure
+of the run; the other shards finish and commit; the next run redoes what it missed.
 """
 
 from __future__ import annotations
@@ -16,9 +21,8 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import fields, replace
-from queue import Empty
+from dataclasses import dataclass, fields, replace
+from multiprocessing.connection import Connection
 from typing import Any
 
 from archiver import errors
@@ -33,19 +37,12 @@ from archiver.engine.watermark import Watermark
 PROGRESS_EVERY = 256
 """Objects a worker process archives between two progress messages to the parent."""
 
-_progress: Any = None  # a worker process's queue to the parent, set by _init_worker
-
-
-def _init_worker(queue: Any, parent_pid: int) -> None:
-    global _progress
-    _progress = queue
-    exit_with(parent_pid)
-
 
 class _Ticks:
     """Counts objects in a worker process and tells the parent every PROGRESS_EVERY of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, pipe: Connection) -> None:
+        self.pipe = pipe
         self.pending = 0
 
     def __call__(self, count: int) -> None:
@@ -54,8 +51,8 @@ class _Ticks:
             self.flush()
 
     def flush(self) -> None:
-        if self.pending and _progress is not None:
-            _progress.put(self.pending)
+        if self.pending:
+            self.pipe.send(("progress", self.pending))
         self.pending = 0
 
 
@@ -63,12 +60,11 @@ _LIST_FIELDS = ("failures", "units_left", "unarchived_keys", "future_days", "mis
 
 
 async def _shard(
-    source_url: str, dest_url: str, settings: Settings, shard: tuple[int, int], now: str
+    source_url: str, dest_url: str, settings: Settings, shard: tuple[int, int], now: str, ticks: _Ticks
 ) -> RunReport:
     async with open_stores(source_url, dest_url, settings) as (source, dest):
         assert dest is not None
         clock = dt.datetime.fromisoformat(now)
-        ticks = _Ticks()
         run = Run(source, dest, settings, scope=UnitScope(shard=shard), clock=lambda: clock, progress=ticks)
         try:
             return await run.run()
@@ -77,14 +73,28 @@ async def _shard(
 
 
 def run_shard(
-    source_url: str, dest_url: str, settings: Settings, shard: tuple[int, int], now: str
-) -> dict[str, Any]:
-    """In a worker process: one shard's report, or the error that stopped it (by class name and message)."""
+    pipe: Connection,
+    parent_pid: int,
+    source_url: str,
+    dest_url: str,
+    settings: Settings,
+    shard: tuple[int, int],
+    now: str,
+) -> None:
+    """A worker process: archive one shard; send progress, then its report (or the error that stopped it)."""
+    exit_with(parent_pid)
     try:
-        report = asyncio.run(_shard(source_url, dest_url, settings, shard, now))
+        report = asyncio.run(_shard(source_url, dest_url, settings, shard, now, _Ticks(pipe)))
     except errors.ArchiverError as error:
-        return {"error": type(error).__name__, "message": str(error), "retryable": error.retryable}
-    return {"report": report, "days": report.days}
+        outcome: dict[str, Any] = {
+            "error": type(error).__name__,
+            "message": str(error),
+            "retryable": error.retryable,
+        }
+    else:
+        outcome = {"report": report}
+    pipe.send(("done", outcome))
+    pipe.close()
 
 
 def merge(reports: list[RunReport]) -> RunReport:
@@ -118,14 +128,51 @@ def _count_parent_requests(report: RunReport, dest: Any) -> None:
     report.add_store_use("dest", counts.usage())
 
 
-def _drain(queue: Any, progress: Callable[[int], None] | None) -> None:
-    while True:
-        try:
-            count = queue.get_nowait()
-        except Empty:
-            return
-        if progress is not None:
-            progress(count)
+@dataclass(slots=True)
+class _Worker:
+    """One shard's process and the parent's end of its pipe."""
+
+    index: int
+    process: Any
+    pipe: Connection
+    outcome: dict[str, Any] | None = None
+    lost: dict[str, str] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome is not None or self.lost is not None
+
+    def read(self, progress: Callable[[int], None] | None) -> None:
+        while self.outcome is None and self.pipe.poll():
+            try:
+                kind, value = self.pipe.recv()
+            except (EOFError, OSError):
+                return
+            if kind == "progress":
+                if progress is not None:
+                    progress(value)
+            else:
+                self.outcome = value
+
+    def check(self, workers: int, progress: Callable[[int], None] | None) -> None:
+        self.read(progress)
+        if self.outcome is None and not self.process.is_alive():
+            self.read(progress)  # what it sent just before it exited
+            if self.outcome is None:
+                self.lost = _lost_shard(self.index, workers, self.process.exitcode)
+
+
+def _lost_shard(index: int, workers: int, exitcode: int | None) -> dict[str, str]:
+    """A shard whose process died (killed, out of memory) before its report: a unit-like failure.
+
+    What it committed stays committed; the next run redoes the rest, as after any crash.
+    """
+    how = f"killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit {exitcode}"
+    return {
+        "unit": f"shard={index + 1}/{workers}",
+        "error": f"its worker process died ({how}) before reporting",
+        "kind": "WorkerProcessDied",
+    }
 
 
 def _raise(outcome: dict[str, Any]) -> None:
@@ -146,28 +193,32 @@ async def compact_in_processes(
     """Archive every root, one shard of roots per process; the watermark moves once all are clean."""
     started = time.perf_counter()
     child_settings = replace(settings, parse_workers=1)
-    context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-    queue = context.Queue()
-    loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue, os.getpid())
-    ) as pool:
-        futures = [
-            loop.run_in_executor(
-                pool, run_shard, source_url, dest_url, child_settings, (index, workers), now.isoformat()
-            )
-            for index in range(workers)
-        ]
-        done = asyncio.ensure_future(asyncio.gather(*futures))
-        while not done.done():
-            await asyncio.wait([done], timeout=0.2)
-            _drain(queue, progress)
-        outcomes = done.result()
-    _drain(queue, progress)
-    for outcome in outcomes:
-        if "error" in outcome:
-            _raise(outcome)
-    report = merge([outcome["report"] for outcome in outcomes])
+    context: Any = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+    running: list[_Worker] = []
+    for index in range(workers):
+        parent_end, child_end = context.Pipe(duplex=False)
+        arguments = (child_end, os.getpid(), source_url, dest_url, child_settings, (index, workers))
+        process = context.Process(target=run_shard, args=(*arguments, now.isoformat()), daemon=True)
+        process.start()
+        child_end.close()
+        running.append(_Worker(index, process, parent_end))
+    try:
+        while not all(worker.finished for worker in running):
+            await asyncio.sleep(0.1)
+            for worker in running:
+                if not worker.finished:
+                    worker.check(workers, progress)
+    finally:
+        for worker in running:
+            if worker.process.is_alive():
+                worker.process.kill()
+            worker.process.join()
+            worker.pipe.close()
+    for worker in running:
+        if worker.outcome is not None and "error" in worker.outcome:
+            _raise(worker.outcome)
+    report = merge([worker.outcome["report"] for worker in running if worker.outcome is not None])
+    report.failures.extend(worker.lost for worker in running if worker.lost is not None)
     report.seconds = time.perf_counter() - started
     if settings.since is None and settings.until is None and not report.failures and not report.units_left:
         dest = await open_url(dest_url, settings, create=True)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import multiprocessing
+import os
+import signal
+import threading
+import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -155,3 +160,39 @@ def test_one_process_per_shard_of_days_writes_the_same_archive(
     again = asyncio.run(compact_urls(str(corpus[0]), str(tmp_path), replace(SETTINGS, parse_workers=3)))
     assert again.requests.get("get", 0) == 0
     assert again.objects_archived == 0
+
+
+def test_a_shard_whose_worker_process_dies_is_a_failure_and_the_rerun_completes(
+    corpus: tuple[Path, CorpusSummary], archived: tuple[Path, RunReport], tmp_path: Path
+) -> None:
+    # GIVEN a run over two shard processes whose workers are SIGKILLed as soon as they exist
+    killed: list[int] = []
+
+    def kill_workers() -> None:
+        deadline = time.monotonic() + 30
+        while not killed and time.monotonic() < deadline:
+            for child in multiprocessing.active_children():
+                if child.pid is not None:
+                    os.kill(child.pid, signal.SIGKILL)
+                    killed.append(child.pid)
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_workers)
+    killer.start()
+    settings = replace(SETTINGS, parse_workers=2)
+    try:
+        report = asyncio.run(compact_urls(str(corpus[0]), str(tmp_path), settings))
+    finally:
+        killer.join()
+    # THEN the run ends with the lost shards as failures (no traceback) and the watermark unmoved
+    assert killed
+    assert report.failed_units and all(unit.startswith("shard=") for unit in report.failed_units)
+    assert {failure["kind"] for failure in report.failures} == {"WorkerProcessDied"}
+    assert not (tmp_path / WATERMARK_ROOT).exists()
+    # AND the next run completes the archive, row for row the one-process archive
+    again = asyncio.run(compact_urls(str(corpus[0]), str(tmp_path), settings))
+    assert again.failures == []
+    for table in ("jobs", "job_lines", "activity", "quarantine"):
+        assert sorted(map(repr, read_rows(tmp_path, table))) == sorted(
+            map(repr, read_rows(archived[0], table))
+        )
