@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from archiver.engine.fetcher import ByteBudget, FetchResult
 from archiver.formats.layout import KeyInfo, parse_key
@@ -101,6 +102,17 @@ class Parser:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def discard_broken_pool(self) -> None:
+        """After a worker died outright: kill the rest (on Python 3.11 they can be stuck on a lock
+        the dead one held, and waiting for them would hang), so the next unit starts a fresh pool."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = getattr(pool, "_processes", None) or {}
+        for process in list(processes.values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
     async def parse(
         self, results: AsyncIterator[FetchResult], *, expected: int
     ) -> AsyncIterator[tuple[FetchResult, ParsedObject | None]]:
@@ -166,6 +178,9 @@ class Parser:
             while in_flight:
                 async for pair in drain_one():
                     yield pair
+        except BrokenProcessPool:
+            self.discard_broken_pool()
+            raise
         finally:
             if budget is not None:
                 budget.remove_flusher(submit)

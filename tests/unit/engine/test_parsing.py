@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import multiprocessing
+import os
+import signal
 from collections.abc import AsyncIterator
+from concurrent.futures.process import BrokenProcessPool
+
+import pytest
 
 from archiver.engine.fetcher import ByteBudget, FetchResult, fetch_in_order
 from archiver.engine.parsing import BATCH_OBJECTS, POOL_MIN_OBJECTS, Parser, parse_batch
@@ -142,5 +149,32 @@ def test_an_unread_object_parses_to_nothing_in_its_place() -> None:
         pairs = [pair async for pair in Parser(1).parse(_results(infos, budget), expected=3)]
         assert [(result.info.key, parsed) for result, parsed in pairs] == [(info.key, None) for info in infos]
         assert budget.used == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_pool_whose_workers_died_is_replaced_for_the_next_unit() -> None:
+    async def scenario() -> None:
+        # GIVEN a pool that has parsed once, whose worker processes are then killed outright
+        store = MemoryStore()
+        infos = corpus(store, POOLED)
+        parser = Parser(2)
+        try:
+            await asyncio.wait_for(parse_all(parser, store, infos, ByteBudget(1 << 24)), 120)
+            for child in multiprocessing.active_children():
+                if child.pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(child.pid, signal.SIGKILL)
+                    child.join(10)
+            # WHEN the next unit is parsed, and the one after it
+            with pytest.raises(BrokenProcessPool):
+                await asyncio.wait_for(parse_all(parser, store, infos, ByteBudget(1 << 24)), 120)
+            pairs = await asyncio.wait_for(parse_all(parser, store, infos, ByteBudget(1 << 24)), 120)
+        finally:
+            parser.close()
+        # THEN the unit that met the dead pool fails, and the next one gets a fresh pool
+        expected: list[str | None] = [f"{1000 + i}" for i in range(POOLED)]
+        expected[7] = None
+        assert job_ids(pairs) == expected
 
     asyncio.run(scenario())
