@@ -418,8 +418,7 @@ def main() -> None:
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
     task, *args = sys.argv[1:]
-    archiver_task = sys.argv[1].startswith("archiver") if len(sys.argv) > 1 else False
-    sampled = archiver_task or os.environ.get("BENCH_SAMPLE_TREE") == "1"
+    sampled = task.startswith("archiver") or os.environ.get("BENCH_SAMPLE_TREE") == "1"
     sampler = TreeSampler() if sampled else None
     if sampler is not None:
         sampler.__enter__()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 
 
 def read_rows(root: Path, table: str) -> list[dict[str, Any]]:
@@ -30,3 +32,14 @@ def data_files(root: Path) -> list[str]:
         for path in root.rglob("*")
         if path.is_file() and not str(path.relative_to(root)).startswith("_archiver")
     )
+
+
+def file_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of one data file, with its hive partition (`date=...` folder) as a column."""
+    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+    partition = path.parent.name
+    if partition.startswith("date="):
+        day = dt.date.fromisoformat(partition[len("date=") :])
+        for row in rows:
+            row["date"] = day
+    return rows

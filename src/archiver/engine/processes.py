@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -33,6 +33,7 @@ from archiver.engine.run import Run
 from archiver.engine.stores import open_stores, open_url
 from archiver.engine.units import UnitScope, unit_day
 from archiver.engine.watermark import Watermark
+from archiver.storage.store import ObjectStore
 
 PROGRESS_EVERY = 256
 """Objects a worker process archives between two progress messages to the parent."""
@@ -54,9 +55,6 @@ class _Ticks:
         if self.pending:
             self.pipe.send(("progress", self.pending))
         self.pending = 0
-
-
-_LIST_FIELDS = ("failures", "units_left", "unarchived_keys", "future_days", "missing_files", "notes")
 
 
 async def _shard(
@@ -101,31 +99,21 @@ def merge(reports: list[RunReport]) -> RunReport:
     """One report of several shards' runs: counts added up, lists joined."""
     merged = RunReport()
     for report in reports:
-        for item in fields(RunReport):
-            name = item.name
-            value, total = getattr(report, name), getattr(merged, name)
-            if isinstance(value, int) and not isinstance(value, bool):
-                setattr(merged, name, total + value)
-            elif name in ("rows", "requests"):
-                for key, count in value.items():
-                    total[key] = total.get(key, 0) + count
-            elif name in _LIST_FIELDS or name == "days":
-                total.extend(value)
-            elif name == "by_store":
-                for role, use in value.items():
-                    merged.add_store_use(role, use)
-        merged.window = report.window or merged.window
+        merged.absorb(report)
     return merged
 
 
-def _count_parent_requests(report: RunReport, dest: Any) -> None:
+def _count_parent_requests(report: RunReport, dest: ObjectStore) -> None:
     """The watermark's requests, made by the parent, join the children's in the report."""
     counts = dest.counts
-    for kind, count in counts.as_report().items():
-        report.requests[kind] = report.requests.get(kind, 0) + count
-    report.bytes_read += counts.bytes_read
-    report.bytes_written += counts.bytes_written
-    report.add_store_use("dest", counts.usage())
+    report.absorb(
+        RunReport(
+            requests=counts.as_report(),
+            bytes_read=counts.bytes_read,
+            bytes_written=counts.bytes_written,
+            by_store={"dest": counts.usage()},
+        )
+    )
 
 
 @dataclass(slots=True)

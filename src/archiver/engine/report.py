@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 
 ROW_TABLES = ("jobs", "job_lines", "activity")
 MAX_LISTED = 1000
@@ -48,14 +49,31 @@ class RunReport:
     def failed_keys(self) -> list[str]:
         return [failure["key"] for failure in self.failures if "key" in failure]
 
-    def add_rows(self, rows: dict[str, int]) -> None:
-        for table, count in rows.items():
-            self.rows[table] = self.rows.get(table, 0) + count
+    def add_rows(self, rows: Mapping[str, int]) -> None:
+        _add_counts(self.rows, rows)
 
-    def add_store_use(self, role: str, use: dict[str, int]) -> None:
-        total = self.by_store.setdefault(role, {})
-        for name, count in use.items():
-            total[name] = total.get(name, 0) + count
+    def add_store_use(self, role: str, use: Mapping[str, int]) -> None:
+        _add_counts(self.by_store.setdefault(role, {}), use)
+
+    def absorb(self, other: RunReport) -> None:
+        """Add another run's report (a shard's) into this one: counts added up, lists joined.
+
+        `seconds` is left alone: runs that overlap in time do not add up.
+        """
+        for item in fields(RunReport):
+            name = item.name
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if name == "window":
+                self.window = theirs or mine
+            elif name == "by_store":
+                for role, use in theirs.items():
+                    self.add_store_use(role, use)
+            elif isinstance(theirs, dict):
+                _add_counts(mine, theirs)
+            elif isinstance(theirs, list):
+                mine.extend(theirs)
+            elif isinstance(theirs, int):
+                setattr(self, name, mine + theirs)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -85,3 +103,8 @@ class RunReport:
             "by_store": {role: dict(use) for role, use in self.by_store.items()},
             "failures": self.failures[:MAX_LISTED],
         }
+
+
+def _add_counts(total: dict[str, int], more: Mapping[str, int]) -> None:
+    for name, count in more.items():
+        total[name] = total.get(name, 0) + count

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3.session
-import pyarrow.parquet as pq
 
 from archiver.config import Settings
 from archiver.engine import ledger
@@ -35,7 +34,7 @@ from archiver.engine.api import RunReport, compact, compact_keys
 from archiver.local.moto_server import MOTO_CREDENTIALS, create_bucket
 from archiver.storage.s3 import S3Store
 from archiver.storage.store import ObjectStore
-from tests.functional.readback import data_files
+from tests.functional.readback import data_files, file_rows
 
 TABLES = ("jobs", "job_lines", "activity", "quarantine")
 SETTINGS = Settings(concurrency=8, retire_grace_seconds=0)
@@ -222,17 +221,6 @@ def heads(root: Path, *, skip_broken: bool = False) -> dict[str, ledger.Head]:
 
 def committed_files(root: Path, *, skip_broken: bool = False) -> set[str]:
     return {key for head in heads(root, skip_broken=skip_broken).values() for key in head.file_keys()}
-
-
-def file_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of one data file, with its hive partition (`date=...` folder) as a column."""
-    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
-    partition = path.parent.name
-    if partition.startswith("date="):
-        day = dt.date.fromisoformat(partition[len("date=") :])
-        for row in rows:
-            row["date"] = day
-    return rows
 
 
 def committed_rows(root: Path, table: str, *, skip_broken: bool = False) -> list[dict[str, Any]]:

@@ -61,7 +61,7 @@ from tests.functional.faults import (
     Request,
     SimulatedCrash,
 )
-from tests.functional.readback import data_files, read_rows
+from tests.functional.readback import data_files, file_rows, read_rows
 
 REPO = Path(__file__).resolve().parents[3]
 START = dt.date(2024, 8, 30)
@@ -229,17 +229,6 @@ def committed(root: Path) -> Committed:
         files |= head.file_keys()
         indexes |= head.ledger_keys()
     return Committed(frozenset(files), frozenset(indexes))
-
-
-def file_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of one data file, with the hive partition (`date=...` folder) as a column."""
-    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
-    partition = path.parent.name
-    if partition.startswith("date="):
-        day = dt.date.fromisoformat(partition[len("date=") :])
-        for row in rows:
-            row["date"] = day
-    return rows
 
 
 def table_rows(root: Path, table: str, keys: Iterable[str]) -> list[str]:

@@ -33,7 +33,6 @@ from tests.functional.engine.buckets import (
     delete_objects,
     download,
     embedded_key,
-    file_rows,
     get_object,
     heads,
     job_body,
@@ -45,6 +44,7 @@ from tests.functional.engine.buckets import (
     standard_key,
 )
 from tests.functional.faults import INTERNAL, FaultProxy, Rule
+from tests.functional.readback import file_rows
 
 DAY1, DAY2 = "20240820", "20240821"
 FUTURE = "29991231"
