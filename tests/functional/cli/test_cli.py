@@ -397,6 +397,10 @@ def quick(corpus: Corpus, moto_endpoint: str, tmp_path_factory: pytest.TempPathF
             ["replay", str(scratch / "nowhere"), "--out", str(scratch / "o2")], cli_env(None)
         ),
         "version": Invocation(["--version"], cli_env(None)),
+        "bad-payload-level": Invocation(
+            ["compact", f"s3://{corpus.bucket}/", f"s3://{dest}/"],
+            cli_env(moto_endpoint, ARCHIVER_PAYLOAD_COMPRESSION_LEVEL="23"),
+        ),
     }
     outcomes = run_side_by_side(invocations)
     return QuickRuns(dest, absent, {"precious": precious, "nowhere": scratch / "nowhere"}, outcomes)
@@ -412,6 +416,15 @@ def test_bad_arguments_exit_2_with_one_line(case: str, quick: QuickRuns, moto_en
     line = one_error_line(result, 2)
     assert says in line
     assert "usage:" not in result.stderr
+    assert s3_objects(moto_endpoint, quick.dest) == {}
+
+
+def test_a_setting_out_of_range_exits_2_naming_the_variable(quick: QuickRuns, moto_endpoint: str) -> None:
+    # GIVEN a compact run with a zstd level zstd does not have
+    result = finished(quick.outcomes["bad-payload-level"])
+    # THEN exit 2, one line naming the variable and the range, and nothing written
+    line = one_error_line(result, 2)
+    assert "ARCHIVER_PAYLOAD_COMPRESSION_LEVEL must be a zstd level from 1 to 22" in line
     assert s3_objects(moto_endpoint, quick.dest) == {}
 
 
