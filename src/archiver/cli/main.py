@@ -192,10 +192,22 @@ def run_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def writing_settings(args: argparse.Namespace) -> Settings:
+    """`run_settings` with the redaction policy (ARCHIVER_POLICY, ARCHIVER_POLICY_KEY) loaded: for commands
+    that write rows. A policy that cannot be read or is wrong is one line and exit 2, before anything runs."""
+    from archiver.config import policy_key_from_env
+    from archiver.engine import api
+
+    settings = run_settings(args)
+    if not settings.policy_location:
+        return settings
+    return run_quietly(api.with_policy(settings, policy_key_from_env()))
+
+
 def _compact(args: argparse.Namespace) -> int:
     from archiver.engine.api import UnitScope
 
-    settings = run_settings(args)
+    settings = writing_settings(args)
     scope = UnitScope(unit=args.unit, shard=args.shard)
     logger.info("compacting %s into %s", args.source, args.dest)
     report = run_quietly(compact(args.source, args.dest, settings, scope=scope))
@@ -320,7 +332,7 @@ def _replay(args: argparse.Namespace) -> int:
     _require_local_extra("replay")
     from archiver.local.replay import replay
 
-    settings = run_settings(args)
+    settings = writing_settings(args)
     report = replay(args.dir, args.out, settings)
     code = emit_report(report, as_json=args.json)
     if not args.json:
@@ -340,7 +352,7 @@ def _demo(args: argparse.Namespace) -> int:
     _require_local_extra("demo")
     from archiver.local.demo import run_demo
 
-    return run_demo(run_settings(args), out=sys.stdout)
+    return run_demo(writing_settings(args), out=sys.stdout)
 
 
 # --- pull-activity ---------------------------------------------------------------------
@@ -369,7 +381,7 @@ def _pull_activity(args: argparse.Namespace) -> int:
     from archiver.errors import ApiError
     from archiver.sources import activity_pull
 
-    settings = run_settings(args)
+    settings = writing_settings(args)
     token = api_token_from_env()
     try:
         with _pull_progress() as tick:

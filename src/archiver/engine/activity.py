@@ -38,6 +38,7 @@ from archiver.engine.compaction import Rewriter, rewrite
 from archiver.engine.identity import event_identity
 from archiver.engine.index import merge_segments, read_head, segments_to_merge
 from archiver.engine.ledger import FileRef, Head, LedgerFormatError, Retired, SegmentRef
+from archiver.engine.policies import current_policy
 from archiver.engine.writer import BufferBudget, Compression, UnitWriter
 from archiver.errors import ArchiverError, NotFoundError
 from archiver.formats.records import ActivityEvent, Row
@@ -303,7 +304,8 @@ class ActivityLedger:
             generation=number,
             segments=appended,
             files=sorted(
-                kept + [FileRef(f.key, f.table, f.rows, f.bytes) for f in rewritten.uploads], key=_key
+                kept + [FileRef(f.key, f.table, f.rows, f.bytes, f.policies) for f in rewritten.uploads],
+                key=_key,
             ),
             retired=[item for item in retired if item not in expired],
             lineage=[*head.lineage, token][-ledger.LINEAGE :],
@@ -331,6 +333,7 @@ class ActivityLedger:
             row_group_rows=self.settings.row_group_rows,
             compression=Compression.of(self.settings),
             budget=self.buffers,
+            policy=current_policy(self.settings).digest,
         )
 
     async def _sweep(self, head: Head) -> None:

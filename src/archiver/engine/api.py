@@ -14,6 +14,7 @@ from archiver.config import Settings
 from archiver.engine.activity import ActivityLedger
 from archiver.engine.context import ProgressHook
 from archiver.engine.planner import PLANS_PREFIX, PlannedUnit, plan_units, write_manifest
+from archiver.engine.policies import current_policy, with_policy
 from archiver.engine.processes import compact_in_processes
 from archiver.engine.report import RunReport
 from archiver.engine.run import Clock, Run, cpu_count, utc_now
@@ -23,6 +24,7 @@ from archiver.engine.verify import VerifyReport
 from archiver.engine.verify import verify as verify_window
 from archiver.engine.writer import BufferBudget
 from archiver.formats.records import ActivityEvent
+from archiver.formats.redaction import redact_row
 from archiver.storage.store import ObjectStore
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "plan",
     "shard_key",
     "verify",
+    "with_policy",
     "write_plan",
 ]
 
@@ -130,9 +133,13 @@ class ActivitySink:
             dest, settings, Path(self._workdir.name), BufferBudget(settings.max_buffered_bytes)
         )
         self._clock = clock
+        self._policy = current_policy(settings)
 
     async def commit(self, events: Sequence[ActivityEvent]) -> int:
-        """Archive the events, one row per event whatever else holds a copy; return the rows added."""
+        """Archive the events (under the redaction policy), one row per event whatever else holds a copy;
+        return the rows added."""
+        for event in events:
+            redact_row(self._policy, "activity", event.row)
         now_us = int(self._clock().timestamp() * 1_000_000)
         return await self._ledger.commit(events, now_us)
 

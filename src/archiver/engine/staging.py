@@ -17,6 +17,7 @@ from archiver.engine.context import RunContext
 from archiver.engine.generation import GenerationBuilder
 from archiver.engine.index import UnitIndex, merged_entries, segments_to_merge
 from archiver.engine.ledger import FileRef, Head, IndexEntry, Retired, SegmentRef
+from archiver.engine.policies import current_policy
 from archiver.engine.tree import UnitState
 from archiver.engine.writer import Compression, UnitWriter
 
@@ -53,6 +54,7 @@ async def stage_generation(
             row_group_rows=settings.row_group_rows,
             compression=Compression.of(settings),
             budget=ctx.buffers,
+            policy=current_policy(settings).digest,
         ),
         batch_rows=settings.row_group_rows,
         workdir=ctx.workdir,
@@ -81,7 +83,8 @@ async def stage_generation(
         children=list(head.children),
         segments=segments,
         files=sorted(
-            kept + [FileRef(f.key, f.table, f.rows, f.bytes) for f in rewritten.uploads], key=_by_key
+            kept + [FileRef(f.key, f.table, f.rows, f.bytes, f.policies) for f in rewritten.uploads],
+            key=_by_key,
         ),
         retired=[item for item in retired if item not in expired],
         lineage=[*head.lineage, token][-ledger.LINEAGE :],
