@@ -79,7 +79,7 @@ class WrittenFile:
 
 def file_policies(parquet: pq.ParquetFile) -> tuple[str, ...]:
     """The policy digests a data file records (UNRECORDED for a file from before they were recorded)."""
-    metadata = parquet.schema_arrow.metadata or {}
+    metadata = parquet.metadata.metadata or {}
     recorded = metadata.get(POLICY_METADATA)
     return tuple(recorded.decode().split(",")) if recorded else (UNRECORDED,)
 

@@ -31,6 +31,7 @@ key), which every data file records.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import re
 import tomllib
@@ -70,25 +71,37 @@ PROTECTED: dict[str, frozenset[str]] = {
 }
 """Columns the archive identifies, orders and versions rows by: a rule may not change them."""
 
-# A key names a secret when its letters and digits, lower-cased, end with one of these.
+# A key names a secret when, folded (lower case, without `_`, `-` and spaces), it ends with one of these.
 SECRET_SUFFIXES = (
     "password", "passwd", "pwd", "passphrase", "secret", "token", "apikey", "authorization", "auth",
-    "cookie", "cookies", "privatekey", "accesskey", "credential", "credentials", "signature", "sessionid",
+    "cookie", "cookies", "privatekey", "secretaccesskey", "credential", "credentials",
 )  # fmt: skip
-_SECRET_HINT = (
-    rb"pass|pwd|secret|token|api.?key|private.?key|access.?key|auth|cookie|credential|signature|session"
-)
-"""Every key SECRET_SUFFIXES accepts holds one of these (any case): text without any has no secret key."""
-_NOT_ALNUM = re.compile(r"[^0-9a-z]")
+SECRET_HINTS = ("pass", "pwd", "secret", "token", "apikey", "auth", "cookie", "privatekey", "credential")
+"""Every folded secret key holds one of these: folded text with none of them holds no secret key."""
+_FOLD_BYTES = bytes.maketrans(bytes(range(65, 91)), bytes(range(97, 123)))
+_FOLD_DELETE = b"_- "
+_FOLD_TEXT = str.maketrans("", "", "_- ")
 
 _PATH_STEP = re.compile(
     r"\.\.(?P<deep>\*|[^.\[\]]+)|\.(?P<child>\*|[^.\[\]]+)|\[(?P<bracket>\*|'[^']*'|\"[^\"]*\")\]"
 )
 
 
+def fold(text: str) -> str:
+    """A key or text as the cheap tests compare it: lower case, without `_`, `-` and spaces."""
+    return text.lower().translate(_FOLD_TEXT)
+
+
+def fold_bytes(data: bytes) -> bytes:
+    """`fold` of UTF-8 text, in one pass (ASCII letters only: hints are ASCII)."""
+    return data.translate(_FOLD_BYTES, _FOLD_DELETE)
+
+
+@functools.lru_cache(maxsize=8192)
 def is_secret_key(name: str) -> bool:
-    """Whether a JSON key names a secret (password, api_key, X-Api-Key, Authorization, clientSecret...)."""
-    return _NOT_ALNUM.sub("", name.lower()).endswith(SECRET_SUFFIXES)
+    """Whether a JSON key names a secret: password, api_key, X-Api-Key, Authorization, clientSecret,
+    private-key, Set-Cookie, credentials... (its folded form ends with one of SECRET_SUFFIXES)."""
+    return fold(name).endswith(SECRET_SUFFIXES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +128,30 @@ class PayloadRules:
     secrets: str = REDACT
     whole: str = KEEP
     """The column's own rule (`[columns.T] C = ...`): `mask` masks every string inside."""
-    hint: re.Pattern[bytes] | None = None
-    """Text with no match holds nothing these rules touch (None: every value must be walked)."""
+    hints: tuple[str, ...] | None = None
+    """Folded text (see `fold`) holding none of these has nothing the rules touch (None: no such test)."""
+    byte_hints: tuple[bytes, ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "byte_hints", tuple(hint.encode() for hint in self.hints or ()))
+
+    @property
+    def by_keys_only(self) -> bool:
+        """Only key-name rules (and the secrets rule) apply: no path, no masking of the whole column."""
+        return not self.paths and self.whole == KEEP
 
     @property
     def inert(self) -> bool:
         return not self.paths and not self.keys and self.secrets == KEEP and self.whole == KEEP
+
+    def may_apply(self, value: str | bytes) -> bool:
+        """Whether the rules can touch anything in this text: a cheap test (one folded copy and a few
+        substring searches, no parsing)."""
+        if self.hints is None:
+            return True
+        if isinstance(value, bytes):
+            return any(map(fold_bytes(value).__contains__, self.byte_hints))
+        return any(map(fold(value).__contains__, self.hints))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +163,22 @@ class Policy:
     digest: str
     source: Mapping[str, Any] = field(default_factory=dict, compare=False)
     key: bytes = field(default=b"", repr=False, compare=False)
+    hints: tuple[bytes, ...] | None = field(init=False, repr=False, compare=False)
+    """What the payload columns' cheap tests look for, together (None: some column walks every value)."""
+
+    def __post_init__(self) -> None:
+        hints: dict[bytes, None] | None = {}
+        for rules in self.payload.values():
+            if hints is not None and not rules.inert:
+                hints = None if rules.hints is None else hints | dict.fromkeys(rules.byte_hints)
+        object.__setattr__(self, "hints", None if hints is None else tuple(hints))
+
+    def may_touch(self, payloads: bytes) -> bool:
+        """Whether any payload rule can apply to a row's (or an object's) payloads, joined: one cheap test
+        that lets most objects through with no payload parsed."""
+        if self.hints is None:
+            return True
+        return any(map(fold_bytes(payloads).__contains__, self.hints))
 
     def column_rules(self, table: str) -> Mapping[str, str]:
         return self.columns.get(table, {})
@@ -296,18 +343,20 @@ def _compile(secrets: str, whole: str, global_rules: dict[str, Any], scoped: dic
     path_items = [*scoped.get("paths", {}).items(), *global_rules["paths"].items()]
     paths = tuple(PathRule(text, parse_path(text), action) for text, action in path_items)
     keys = {**global_rules["keys"], **scoped.get("keys", {})}
-    needles: list[bytes] = [re.escape(key.encode()) for key in keys]
+    needles: list[str] = [fold(key) for key in keys]
     walk_all = whole == MASK
     for rule in paths:
-        named = [step.name for step in rule.steps if step.name is not None]
+        named = [fold(step.name) for step in rule.steps if step.name is not None]
         if not named:
             walk_all = True
         else:
-            needles.append(re.escape(max(named, key=len).encode()))
+            needles.append(max(named, key=len))
     if secrets != KEEP:
-        needles.append(_SECRET_HINT)
-    hint = None if walk_all else re.compile(b"|".join(needles) or b"(?!)", re.IGNORECASE)
-    return PayloadRules(paths=paths, keys=keys, secrets=secrets, whole=whole, hint=hint)
+        needles.extend(SECRET_HINTS)
+    # fold_bytes folds ASCII only: a rule naming a non-ASCII (or folded-away) key cannot use the test.
+    walk_all = walk_all or not all(needle.isascii() and needle for needle in needles)
+    hints = None if walk_all else tuple(dict.fromkeys(needles))
+    return PayloadRules(paths=paths, keys=keys, secrets=secrets, whole=whole, hints=hints)
 
 
 DEFAULT_POLICY = build_policy({}, name="the default policy")

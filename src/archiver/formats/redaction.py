@@ -1,17 +1,17 @@
 """Applying a policy: to the rows of a parsed object before they are written, and to Arrow tables
 read back from the archive (`redact`).
 
-Payload columns hold JSON text. A value is parsed and walked only when a cheap
-test on its text says a rule could apply (a key the rules name, a secret-like
-word); otherwise it is left byte for byte. The walk applies rules at every depth,
-through arrays, and into JSON held inside strings; an untouched value keeps its
-exact text. Applying a policy twice changes nothing the second time (see
-`masking.py`), so rows carried through a merge or a rewrite can never be
-double-hashed.
+Payload columns hold JSON text. A value is parsed (orjson) and walked: rules
+apply at every depth, through arrays, and into JSON held inside strings, which is
+only parsed when a cheap test on the string says a rule could apply (a key the
+rules name, a secret-like word). A value nothing applies to keeps its exact text.
+Applying a policy twice changes nothing the second time (see `masking.py`), so
+rows carried through a merge or a rewrite can never be double-hashed.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from typing import Any
 
@@ -38,25 +38,56 @@ State = tuple[int, int]
 
 
 def redact_parsed(policy: Policy, parsed: ParsedObject) -> ParsedObject:
-    """The object's rows under the policy (changed in place; the same object is returned)."""
-    for state in parsed.jobs:
-        redact_row(policy, "jobs", state.row)
+    """The object's rows under the policy (changed in place; the same object is returned).
+
+    One cheap test over all the object's payloads joined settles, for most objects,
+    that no payload rule applies: then none is parsed.
+    """
+    jobs, events = parsed.jobs, parsed.activity
+    payloads = policy.hints is None or policy.may_touch(_joined_payloads(parsed))
+    if not payloads and not policy.columns:
+        return parsed
+    for state in jobs:
+        redact_row(policy, "jobs", state.row, payloads=payloads)
         for line in state.lines:
-            redact_row(policy, "job_lines", line)
-    for event in parsed.activity:
-        redact_row(policy, "activity", event.row)
+            redact_row(policy, "job_lines", line, payloads=payloads)
+    for event in events:
+        redact_row(policy, "activity", event.row, payloads=payloads)
     return parsed
 
 
-def redact_row(policy: Policy, table: str, row: Row) -> None:
-    """One row of `table` under the policy, in place."""
+_JOB_PAYLOADS = operator.itemgetter(*PAYLOAD_COLUMNS["jobs"])
+_LINE_PAYLOADS = operator.itemgetter(*PAYLOAD_COLUMNS["job_lines"])
+
+
+def _joined_payloads(parsed: ParsedObject) -> bytes:
+    """Every payload value of the object as one text (itemgetters and joins: C loops, not Python ones)."""
+    values: list[Any] = []
+    for state in parsed.jobs:
+        values += _JOB_PAYLOADS(state.row)
+        values += [value for line in state.lines for value in _LINE_PAYLOADS(line)]
+    values += [event.row["details"] for event in parsed.activity]
+    return b"\0".join([value if value.__class__ is bytes else _utf8(value) for value in values if value])
+
+
+def _utf8(value: str | bytes) -> bytes:
+    return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+
+
+def redact_row(policy: Policy, table: str, row: Row, *, payloads: bool = True) -> None:
+    """One row of `table` under the policy, in place (`payloads` False: its payloads need nothing)."""
     columns = policy.column_rules(table)
     for column, action in columns.items():
-        if action != KEEP and column not in PAYLOAD_COLUMNS[table]:
-            row[column] = apply_action(action, row.get(column), policy.key)
+        if action != KEEP and (column not in PAYLOAD_COLUMNS[table] or action in TERMINAL):
+            value = row.get(column)
+            row[column] = apply_action(
+                action, _text(value) if isinstance(value, bytes) else value, policy.key
+            )
+    if not payloads:
+        return
     for column in PAYLOAD_COLUMNS.get(table, ()):
         value = row.get(column)
-        if value is not None:
+        if value is not None and columns.get(column, KEEP) not in TERMINAL:
             row[column] = redact_payload(policy, table, column, value)
 
 
@@ -68,22 +99,53 @@ def redact_payload(policy: Policy, table: str, column: str, value: str | bytes) 
         replaced: str | None = apply_action(whole, text, policy.key)
         return replaced
     rules = policy.payload_rules(table, column)
-    if rules is None or rules.inert:
+    if rules is None or rules.inert or not rules.may_apply(value):
         return value
-    if rules.hint is not None:
-        raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
-        if rules.hint.search(raw) is None:
-            return value
     try:
         document: Any = orjson.loads(value)
     except orjson.JSONDecodeError:
         new, changed = _Walk(rules, policy.key).text(str(_text(value)), _start(rules), rules.whole == MASK)
         return new if changed else value
+    if rules.by_keys_only and not _touches(document, rules):
+        return value  # the common case, on a tight loop: no key the rules name, nothing to rewrite
     new, changed = _Walk(rules, policy.key).value(document, _start(rules), rules.whole == MASK)
     if not changed:
         return value
     encoded = orjson.dumps(new)
     return encoded if isinstance(value, bytes) else encoded.decode()
+
+
+def _touches(value: Any, rules: PayloadRules) -> bool:
+    """Whether a key rule or the secrets rule names any key in the value (JSON inside strings included)."""
+    kind = type(value)
+    if kind is dict:
+        keys, secrets = rules.keys, rules.secrets != KEEP
+        for name, child in value.items():
+            if (secrets and is_secret_key(name)) or (keys and name.lower() in keys):
+                return True
+            inner = type(child)
+            if (inner is dict or inner is list or inner is str) and _touches(child, rules):
+                return True
+        return False
+    if kind is list:
+        for child in value:
+            inner = type(child)
+            if (inner is dict or inner is list or inner is str) and _touches(child, rules):
+                return True
+        return False
+    if kind is str and _looks_like_json(value) and rules.may_apply(value):
+        try:
+            return _touches(orjson.loads(value), rules)
+        except orjson.JSONDecodeError:
+            return False
+    return False
+
+
+def _looks_like_json(text: str) -> bool:
+    first = text[:1]
+    if first in ("{", "["):
+        return True
+    return first.isspace() and text.lstrip()[:1] in ("{", "[")
 
 
 def apply_action(action: str, value: Any, key: bytes) -> Any:
@@ -195,7 +257,7 @@ class _Walk:
 
     def text(self, value: str, states: tuple[State, ...], masking: bool) -> tuple[Any, bool]:
         """A string: JSON inside it is walked like the rest (and written back compact); else masked."""
-        if value[:1] in ("{", "[") or value.lstrip()[:1] in ("{", "["):
+        if _looks_like_json(value) and self.rules.may_apply(value):
             try:
                 inner = orjson.loads(value)
             except orjson.JSONDecodeError:
