@@ -284,7 +284,7 @@ class ActivityLedger:
             target_bytes=self.settings.target_file_bytes,
             fanout=self.settings.max_small_files,
         )
-        entries = _remapped_entries(index, change.touched, rewritten.mapping)
+        entries = remapped_entries(index, change.touched, rewritten.mapping)
         segment_key = ledger.segment_key(head.unit, number, token)
         appended = [*head.segments, SegmentRef(segment_key, len(entries))]
         run = segments_to_merge(appended)
@@ -349,7 +349,7 @@ def _key(ref: FileRef) -> str:
     return ref.key
 
 
-def _remapped_entries(
+def remapped_entries(
     index: dict[str, list[ActivityEntry]],
     touched: dict[str, list[ActivityEntry]],
     mapping: dict[str, list[str]],

@@ -17,6 +17,7 @@ from archiver.engine.planner import PLANS_PREFIX, PlannedUnit, plan_units, write
 from archiver.engine.policies import current_policy, with_policy
 from archiver.engine.processes import compact_in_processes
 from archiver.engine.report import RunReport
+from archiver.engine.rewriting import RedactReport, redact_window
 from archiver.engine.run import Clock, Run, cpu_count, utc_now
 from archiver.engine.stores import open_stores
 from archiver.engine.units import UnitScope, shard_key
@@ -31,6 +32,7 @@ __all__ = [
     "PLANS_PREFIX",
     "ActivitySink",
     "PlannedUnit",
+    "RedactReport",
     "RunReport",
     "UnitScope",
     "VerifyReport",
@@ -40,6 +42,7 @@ __all__ = [
     "compact_urls",
     "open_stores",
     "plan",
+    "redact",
     "shard_key",
     "verify",
     "with_policy",
@@ -122,6 +125,11 @@ async def plan(source: ObjectStore, dest: ObjectStore | None, settings: Settings
 async def verify(source: ObjectStore, dest: ObjectStore, settings: Settings) -> VerifyReport:
     """Prove every source object of the window is archived or quarantined under its ETag."""
     return await verify_window(source, dest, settings.since, settings.until)
+
+
+async def redact(dest: ObjectStore, settings: Settings, *, clock: Clock = utc_now) -> RedactReport:
+    """Rewrite the window's data files not written under the settings' policy, from the archive alone."""
+    return await redact_window(dest, settings, int(clock().timestamp() * 1_000_000))
 
 
 class ActivitySink:

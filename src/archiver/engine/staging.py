@@ -68,7 +68,7 @@ async def stage_generation(
         fanout=settings.max_small_files,
         missing=missing or set(),
     )
-    entries = _segment_entries(index, builder.entries, rewritten.mapping)
+    entries = segment_entries(index, builder.entries, rewritten.mapping)
     segment_key = ledger.segment_key(head.unit, generation_number, token)
     segments, dropped, body_entries = _segments(index, head.segments, segment_key, entries)
     kept = [ref for ref in head.files if ref.key not in rewritten.mapping]
@@ -130,7 +130,7 @@ def _by_key(ref: FileRef) -> str:
     return ref.key
 
 
-def _segment_entries(
+def segment_entries(
     index: UnitIndex, changed: dict[str, list[IndexEntry]], mapping: dict[str, list[str]]
 ) -> list[IndexEntry]:
     """The entries of every key this generation touched, plus keys whose files were rewritten."""

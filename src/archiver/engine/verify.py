@@ -177,6 +177,8 @@ async def _check_files(dest: ObjectStore, heads: list[Head], report: VerifyRepor
     report.files_checked = len(referenced)
     for head in heads:
         for ref in head.files:
+            if ref.table == "quarantine":
+                continue  # its rows hold no payload: no policy applies to them
             for digest in ref.policies or (UNRECORDED,):
                 report.policies[digest] = report.policies.get(digest, 0) + 1
     report.missing_files = sorted(referenced - present)

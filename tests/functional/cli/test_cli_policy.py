@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import boto3
 import pytest
@@ -12,6 +13,7 @@ from archiver.local.moto_server import MOTO_CREDENTIALS, upload_tree
 from archiver.local.synth import write_corpus
 from tests.functional.cli.test_cli import (
     Invocation,
+    archiver_cli,
     cli_env,
     finished,
     one_error_line,
@@ -91,3 +93,21 @@ def test_a_policy_kept_in_s3_is_loaded_and_named_in_the_report(source: str, moto
     # THEN it finishes and its report names the digest of exactly that policy under that key
     assert result.returncode == 0, result.stderr
     assert single_report(result)["policy"] == read_policy(POLICY, key=KEY.encode()).digest
+
+
+def test_redact_rewrites_a_local_archive_under_a_new_policy_once(tmp_path: Path) -> None:
+    # GIVEN a local archive written with no policy file, and then a policy with its key
+    corpus, archive = tmp_path / "corpus", tmp_path / "archive"
+    write_corpus(corpus, jobs=15, seed=9, start=dt.date(2024, 8, 30), days=2)
+    assert archiver_cli(["compact", str(corpus), str(archive)], cli_env(None)).returncode == 0
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+    env = cli_env(None, ARCHIVER_POLICY=str(policy), ARCHIVER_POLICY_KEY=KEY)
+    # WHEN redact runs twice
+    first = single_report(archiver_cli(["redact", str(archive), "--json"], env))
+    second = single_report(archiver_cli(["redact", str(archive), "--json"], env))
+    # THEN the first rewrites the files under the new policy, the second has nothing left to do
+    digest = read_policy(POLICY, key=KEY.encode()).digest
+    assert first["policy"] == second["policy"] == digest
+    assert isinstance(first["files_rewritten"], int) and first["files_rewritten"] > 0
+    assert second["files_rewritten"] == 0 and second["failures"] == []
