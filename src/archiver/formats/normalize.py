@@ -186,11 +186,12 @@ def read_job(
                 "job has no usable date (no layout key, started_at, completed_at or envelope time)",
             )
         day = day_of(moment)
-    lines, lines_truncated, line_count = _lines(envelope, job_id, key, etag)
+    user_id = _user_id(envelope, context, key_info)
+    lines, lines_truncated, line_count = _lines(envelope, (user_id, job_id), key, etag)
     row = _job_row(
         envelope,
         context,
-        job_id,
+        (user_id, job_id),
         key_info,
         times=(started_at, completed_at),
         lines=(lines_truncated, line_count),
@@ -216,14 +217,26 @@ def _job_id(
     return key_info.job_id
 
 
-def _lines(envelope: Envelope, job_id: str, key: str, etag: str) -> tuple[list[Row], bool | None, int | None]:
-    """The `job_lines` rows of a job body, whether they were dropped, and how many there were."""
+def _user_id(envelope: Envelope, context: dict[str, Any], key_info: KeyInfo | None) -> str | None:
+    """The workspace of a job: the key's folder, else the wrapper's, the context's or the account's id."""
+    if key_info is not None:
+        return key_info.user_id
+    return _id(envelope.user_id) or _id(context.get("user_id")) or _id(envelope.body.get("account_id"))
+
+
+def _lines(
+    envelope: Envelope, job: tuple[str | None, str], key: str, etag: str
+) -> tuple[list[Row], bool | None, int | None]:
+    """The `job_lines` rows of a job body, whether they were dropped, and how many there were.
+
+    Every row carries the `job` (user id, job id): a line is (user_id, job_id, line_index).
+    """
     lines = envelope.body.get("lines")
     if lines is None or envelope.stream_type not in (JOB_HISTORY, JOB_DETAILS):
         # This stream type (or this object) carries no step lines at all.
         return [], None, None
     if isinstance(lines, list):
-        rows = [_line_row(line, index, job_id, key, etag) for index, line in enumerate(lines)]
+        rows = [_line_row(line, index, job, key, etag) for index, line in enumerate(lines)]
         return cast(list[Row], rows), False, len(lines)
     # Over 40 MB Workato replaces the lines with "Log lines exceed size limit".
     return [], True, 0
@@ -232,7 +245,7 @@ def _lines(envelope: Envelope, job_id: str, key: str, etag: str) -> tuple[list[R
 def _job_row(
     envelope: Envelope,
     context: dict[str, Any],
-    job_id: str,
+    job: tuple[str | None, str],
     key_info: KeyInfo | None,
     *,
     times: tuple[int | None, int | None],
@@ -241,14 +254,11 @@ def _job_row(
 ) -> JobRow:
     """The `jobs` row of a job body, each column read from the top level, then from `context`.
 
-    The caller has read `times` (started, completed), `lines` (truncated, count) and
-    knows the `source` (key, etag).
+    The caller has read the `job` (user id, job id), `times` (started, completed),
+    `lines` (truncated, count) and knows the `source` (key, etag).
     """
     get, cget = envelope.body.get, context.get
-    if key_info is not None:
-        user_id: str | None = key_info.user_id
-    else:
-        user_id = _id(envelope.user_id) or _id(cget("user_id")) or _id(get("account_id"))
+    user_id, job_id = job
     recipe_id = (
         _id(get("recipe_id"))
         or _id(get("flow_id"))
@@ -372,7 +382,7 @@ def _read_error(error: object, error_type: str | None) -> _Error:
     )
 
 
-def _line_row(line: object, index: int, job_id: str, key: str, etag: str) -> JobLineRow:
+def _line_row(line: object, index: int, job: tuple[str | None, str], key: str, etag: str) -> JobLineRow:
     if not isinstance(line, dict):
         line = _EMPTY
     get = line.get
@@ -385,7 +395,8 @@ def _line_row(line: object, index: int, job_id: str, key: str, etag: str) -> Job
     )
     output = get("output")
     return {
-        "job_id": job_id,
+        "job_id": job[1],
+        "user_id": job[0],
         "line_index": index,
         "recipe_line_number": _int(get("recipe_line_number")),
         "adapter_name": _text(get("adapter_name")),
