@@ -55,3 +55,26 @@ async def open_store(
     from archiver.storage.localfs import LocalStore
 
     return LocalStore(root)
+
+
+def is_within(inner_url: str, outer_url: str) -> bool:
+    """Whether the location `inner_url` is `outer_url` or lies inside it.
+
+    S3 locations compare by bucket and prefix (a prefix ends with '/', so `s3://b/logs2`
+    is not inside `s3://b/logs`); local folders by their resolved paths (the working
+    folder, `..` and symbolic links resolved, whether they exist yet or not). An S3
+    location is never inside a folder, nor a folder inside one.
+    """
+    if inner_url.startswith("s3://") != outer_url.startswith("s3://"):
+        return False
+    if inner_url.startswith("s3://"):
+        from archiver.storage.s3 import parse_s3_url
+
+        inner_bucket, inner_prefix = parse_s3_url(inner_url)
+        outer_bucket, outer_prefix = parse_s3_url(outer_url)
+        return inner_bucket == outer_bucket and inner_prefix.startswith(outer_prefix)
+    try:
+        inner, outer = Path(inner_url).resolve(), Path(outer_url).resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte: opening it will say why
+        return False
+    return inner == outer or outer in inner.parents

@@ -1,4 +1,4 @@
-"""The watermark: the lookback window, from days up to today plus a day only, and future days reported by a run."""
+"""The watermark: a lookback from real days only (none after today + 1); future days reported by a run."""
 
 from __future__ import annotations
 
