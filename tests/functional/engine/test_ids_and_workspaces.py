@@ -14,6 +14,7 @@ from tests.functional.engine.buckets import (
     archive,
     committed_rows,
     download,
+    embedded_key,
     job_body,
     jobs_by_id,
     new_bucket,
@@ -102,3 +103,49 @@ def test_a_newer_version_of_one_workspaces_job_keeps_the_other_workspaces_lines_
     # AND a rerun reads and writes nothing
     third = archive(moto_endpoint, source, dest)
     assert (third.requests["get"], third.requests["put"], third.objects_archived) == (0, 0, 0)
+
+
+# --------------------------------------------------------------------------- ids past 2**64
+
+
+def test_ids_past_2_64_keep_every_digit_in_every_column_whatever_their_json_form(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    # GIVEN jobs in the embedded layout whose master, parent and calling job ids are JSON numbers past
+    # 2**64, written as integers, with a ".0" and in exponent form, and a 21-digit error id
+    source, dest = new_bucket(moto_endpoint), new_bucket(moto_endpoint)
+    ids = {
+        "master_job_id": "98765432109876543210",
+        "parent_job_id": "98765432109876543211",
+        "calling_job_id": "98765432109876543213",
+        "calling_recipe_id": "98765432109876543217",
+        "error_id": "98765432109876543219",
+    }
+    forms = {
+        "integer": lambda digits: digits,
+        "point-zero": lambda digits: digits + ".0",
+        "exponent": lambda digits: f"{digits[0]}.{digits[1:]}e{len(digits) - 1}",
+    }
+    objects: dict[str, bytes] = {}
+    for job_id, form in enumerate(forms.values(), start=101):
+        job: dict[str, Any] = json.loads(job_body(job_id))
+        job |= {name: f"@@{name}@@" for name in ("master_job_id", "calling_job_id", "calling_recipe_id")}
+        job["parent_id"] = "@@parent_job_id@@"
+        job["error"] = json.dumps({"error_id": "@@error_id@@", "message": "boom"})
+        body = json.dumps(job)
+        for name, digits in ids.items():
+            body = body.replace(f'"@@{name}@@"', form(digits)).replace(f'\\"@@{name}@@\\"', form(digits))
+        objects[embedded_key("5234", "234", "20240820", job_id, "20240820100000", "failed")] = body.encode()
+    assert b"9.8765432109876543210e19" in b"".join(objects.values())
+    put_objects(moto_endpoint, source, objects)
+    # WHEN the source is archived
+    first = archive(moto_endpoint, source, dest)
+    # THEN every job's id columns hold the document's digits, as text
+    assert first.failures == [] and first.objects_archived == 3
+    jobs = jobs_by_id(committed_rows(download(moto_endpoint, dest, tmp_path / "first"), "jobs"))
+    assert sorted(jobs) == [("5234", "101"), ("5234", "102"), ("5234", "103")]
+    for row in jobs.values():
+        assert {name: row[name] for name in ids} == ids
+    # AND a rerun reads and writes nothing
+    second = archive(moto_endpoint, source, dest)
+    assert (second.requests["get"], second.requests["put"], second.objects_archived) == (0, 0, 0)
