@@ -105,8 +105,8 @@ def read_object(data: bytes, *, key: str, etag: str, key_info: KeyInfo | None) -
             return _read_document(document, key=key, etag=etag, key_info=key_info)
         except InexactNumberError:
             return _read_document(load_exact(data), key=key, etag=etag, key_info=key_info, exact=True)
-    except RecursionError:  # load_exact nests deeper in Python than orjson does
-        return _reject(REASON_INVALID_VALUE, "an id past 2**53 in an object nested too deeply to read exactly")
+    except RecursionError:  # Python's parser reaches its depth limit before orjson's
+        return _reject(REASON_INVALID_VALUE, "an id past 2**53 in an object nested too deep to read exactly")
 
 
 def _read_document(

@@ -39,6 +39,7 @@ class ExactNumber(float):
     """
 
     __slots__ = ("digits",)
+    digits: str | None
 
     def __new__(cls, value: float, digits: str | None) -> ExactNumber:
         number = super().__new__(cls, value)

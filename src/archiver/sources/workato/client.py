@@ -227,7 +227,7 @@ class WorkatoApi:
         return {"Authorization": f"Bearer {self._token}"}
 
     def _decode(self, url: str, status: int, content_type: str, body: bytes) -> object:
-        """The answer's JSON, with ids past 2**53 exact (`load_exact`: pages are small, requests rate-limited)."""
+        """The answer's JSON, ids past 2**53 exact (`load_exact`: pages are small, requests rate-limited)."""
         try:
             return load_exact(body)
         except (orjson.JSONDecodeError, RecursionError):
