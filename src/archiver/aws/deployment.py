@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from archiver.config import Settings, settings_from_env
 from archiver.engine import api
 from archiver.errors import ConfigError
-from archiver.storage.s3 import parse_s3_url
+from archiver.storage.location import parse_s3_url
 
 WORKATO_RETRY_DAYS = 7
 """Workato retries a failed delivery for up to seven days: a day is final only after that."""
