@@ -19,13 +19,14 @@ from archiver.engine.processes import compact_in_processes
 from archiver.engine.report import RunReport
 from archiver.engine.rewriting import RedactReport, redact_window
 from archiver.engine.run import Clock, Run, cpu_count, utc_now
-from archiver.engine.stores import open_stores
+from archiver.engine.stores import check_dest_apart, open_stores
 from archiver.engine.units import UnitScope, shard_key
 from archiver.engine.verify import VerifyReport
 from archiver.engine.verify import verify as verify_window
 from archiver.engine.writer import BufferBudget
 from archiver.formats.records import ActivityEvent
 from archiver.formats.redaction import redact_row
+from archiver.storage.location import is_within
 from archiver.storage.store import ObjectStore
 
 __all__ = [
@@ -37,9 +38,11 @@ __all__ = [
     "UnitScope",
     "VerifyReport",
     "activity_sink",
+    "check_dest_apart",
     "compact",
     "compact_keys",
     "compact_urls",
+    "is_within",
     "open_stores",
     "plan",
     "redact",
@@ -83,8 +86,10 @@ async def compact_urls(
     """`compact` from URLs, on every core: with several CPUs, one shard of the days per process.
 
     One process (and the progress hook) when `ARCHIVER_PARSE_WORKERS` is 1 or the
-    machine has one CPU, or when a scope names a unit or a shard already.
+    machine has one CPU, or when a scope names a unit or a shard already. A DEST that
+    is SOURCE or lies inside it is refused first (`ConfigError`).
     """
+    check_dest_apart(source_url, dest_url)
     workers = settings.parse_workers or cpu_count()
     if workers > 1 and (scope is None or scope.everything):
         return await compact_in_processes(source_url, dest_url, settings, workers, clock(), progress)

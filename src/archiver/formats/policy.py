@@ -63,7 +63,7 @@ PROTECTED: dict[str, frozenset[str]] = {
         {"job_id", "user_id", "recipe_id", "status", "started_at", "completed_at", "stream_type"}
         | {"source_key", "source_etag"}
     ),
-    "job_lines": frozenset({"job_id", "line_index", "source_key", "source_etag"}),
+    "job_lines": frozenset({"job_id", "user_id", "line_index", "source_key", "source_etag"}),
     "activity": frozenset(
         {"event_id", "event", "category", "occurred_at", "user_id", "resource_type", "resource_id"}
         | {"source_key", "source_etag", "stream_type"}
