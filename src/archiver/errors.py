@@ -18,6 +18,10 @@ class ConfigError(ArchiverError):
     """Bad arguments or settings: fix the invocation."""
 
 
+class PolicyError(ConfigError):
+    """The redaction policy cannot be loaded or used: fix the policy file or its key."""
+
+
 class StorageError(ArchiverError):
     """A storage call failed; `retryable` tells transient faults from permanent ones."""
 

@@ -38,6 +38,7 @@ from archiver.engine.compaction import Rewriter, rewrite
 from archiver.engine.identity import event_identity
 from archiver.engine.index import merge_segments, read_head, segments_to_merge
 from archiver.engine.ledger import FileRef, Head, LedgerFormatError, Retired, SegmentRef
+from archiver.engine.policies import current_policy
 from archiver.engine.writer import BufferBudget, Compression, UnitWriter
 from archiver.errors import ArchiverError, NotFoundError
 from archiver.formats.records import ActivityEvent, Row
@@ -283,7 +284,7 @@ class ActivityLedger:
             target_bytes=self.settings.target_file_bytes,
             fanout=self.settings.max_small_files,
         )
-        entries = _remapped_entries(index, change.touched, rewritten.mapping)
+        entries = remapped_entries(index, change.touched, rewritten.mapping)
         segment_key = ledger.segment_key(head.unit, number, token)
         appended = [*head.segments, SegmentRef(segment_key, len(entries))]
         run = segments_to_merge(appended)
@@ -303,7 +304,8 @@ class ActivityLedger:
             generation=number,
             segments=appended,
             files=sorted(
-                kept + [FileRef(f.key, f.table, f.rows, f.bytes) for f in rewritten.uploads], key=_key
+                kept + [FileRef(f.key, f.table, f.rows, f.bytes, f.policies) for f in rewritten.uploads],
+                key=_key,
             ),
             retired=[item for item in retired if item not in expired],
             lineage=[*head.lineage, token][-ledger.LINEAGE :],
@@ -331,6 +333,7 @@ class ActivityLedger:
             row_group_rows=self.settings.row_group_rows,
             compression=Compression.of(self.settings),
             budget=self.buffers,
+            policy=current_policy(self.settings).digest,
         )
 
     async def _sweep(self, head: Head) -> None:
@@ -346,7 +349,7 @@ def _key(ref: FileRef) -> str:
     return ref.key
 
 
-def _remapped_entries(
+def remapped_entries(
     index: dict[str, list[ActivityEntry]],
     touched: dict[str, list[ActivityEntry]],
     mapping: dict[str, list[str]],

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from archiver.engine.ledger import FileRef
-from archiver.engine.writer import UnitWriter, WrittenFile, read_day_partition
+from archiver.engine.writer import UnitWriter, WrittenFile, file_policies, read_day_partition
 from archiver.storage.store import ObjectStore
 
 TIER_BASE_BYTES = 64 * 1024
@@ -80,6 +80,8 @@ def keep_mask(data: pa.Table, drop: set[tuple[str, tuple[str, str] | None]]) -> 
 
 Mask = Callable[[pa.Table, Any], pa.Array]
 """Which rows of a batch to keep, given what must leave the file."""
+Transform = Callable[[str, pa.Table, tuple[str, ...]], tuple[pa.Table, tuple[str, ...]]]
+"""What a rewrite does to the rows it copies (table name, rows, their policies -> rows, policies)."""
 
 
 class Rewriter:
@@ -93,12 +95,14 @@ class Rewriter:
         batch_rows: int,
         workdir: Path,
         mask: Mask | None = None,
+        transform: Transform | None = None,
     ) -> None:
         self.dest = dest
         self.writer = writer
         self.batch_rows = batch_rows
         self.workdir = workdir
         self.mask: Mask = mask or keep_mask
+        self.transform = transform
 
     async def copy(
         self, key: str, local: WrittenFile | None, drop: set[tuple[str, tuple[str, str] | None]]
@@ -115,12 +119,18 @@ class Rewriter:
         day = read_day_partition(key)
         destinations: list[str] = []
         parquet = pq.ParquetFile(path)
+        # Copied rows keep the policies they were written under (recorded in the new file), unless
+        # the rewrite exists to change that (`redact`, `forget`).
+        policies = file_policies(parquet)
         for batch in parquet.iter_batches(batch_size=self.batch_rows):
             data = pa.Table.from_batches([batch])
             if drop:
                 data = data.filter(self.mask(data, drop))
+            batch_policies = policies
+            if self.transform is not None and data.num_rows:
+                data, batch_policies = self.transform(table_name, data, policies)
             if data.num_rows:
-                new_key = self.writer.add_table(table_name, day, data)
+                new_key = self.writer.add_table(table_name, day, data, batch_policies)
                 if new_key not in destinations:
                     destinations.append(new_key)
         return destinations

@@ -116,6 +116,8 @@ class FileRef:
     table: str
     rows: int
     bytes: int
+    policies: tuple[str, ...] = ()
+    """Digests of the redaction policies its rows were written under (empty: not recorded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,12 +188,19 @@ def encode_head(head: Head) -> bytes:
             "hi": head.hi,
             "children": [{"unit": child.unit, "lo": child.lo} for child in head.children],
             "segments": [{"key": s.key, "entries": s.entries} for s in head.segments],
-            "files": [{"key": f.key, "table": f.table, "rows": f.rows, "bytes": f.bytes} for f in head.files],
+            "files": [_encode_file(f) for f in head.files],
             "retired": [{"key": r.key, "since_us": r.since_us} for r in head.retired],
             "lineage": head.lineage,
         },
         option=orjson.OPT_INDENT_2,
     )
+
+
+def _encode_file(ref: FileRef) -> dict[str, object]:
+    encoded: dict[str, object] = {"key": ref.key, "table": ref.table, "rows": ref.rows, "bytes": ref.bytes}
+    if ref.policies:
+        encoded["policies"] = list(ref.policies)
+    return encoded
 
 
 def decode_head(data: bytes) -> Head:
@@ -209,7 +218,8 @@ def decode_head(data: bytes) -> Head:
             children=[Child(str(c["unit"]), str(c["lo"])) for c in raw.get("children", [])],
             segments=[SegmentRef(str(s["key"]), int(s["entries"])) for s in raw.get("segments", [])],
             files=[
-                FileRef(f["key"], f["table"], int(f["rows"]), int(f["bytes"])) for f in raw.get("files", [])
+                FileRef(f["key"], f["table"], int(f["rows"]), int(f["bytes"]), tuple(f.get("policies", ())))
+                for f in raw.get("files", [])
             ],
             retired=[Retired(str(r["key"]), int(r["since_us"])) for r in raw.get("retired", [])],
             lineage=[str(token) for token in raw.get("lineage", [])],

@@ -22,6 +22,7 @@ from archiver.engine.listing import Window, iter_root, plan_source
 from archiver.engine.routing import load_tree
 from archiver.engine.tree import UnitTree
 from archiver.engine.units import folder_of, root_date
+from archiver.engine.writer import UNRECORDED
 from archiver.formats.layout import is_json_key
 from archiver.formats.schema import PARTITIONED_TABLES
 from archiver.storage.store import ObjectStore
@@ -44,6 +45,8 @@ class VerifyReport:
     missing_files: list[str] = field(default_factory=list)
     orphan_files: list[str] = field(default_factory=list)
     window: dict[str, str | None] = field(default_factory=dict)
+    policies: dict[str, int] = field(default_factory=dict)
+    """Data files of the window by the redaction policy (digest) their rows were written under."""
 
     @property
     def ok(self) -> bool:
@@ -72,6 +75,7 @@ class VerifyReport:
                 "orphan_files": len(self.orphan_files),
             },
             "window": dict(self.window),
+            "policies": dict(sorted(self.policies.items())),
         }
 
 
@@ -171,6 +175,12 @@ async def _check_files(dest: ObjectStore, heads: list[Head], report: VerifyRepor
         async for page in dest.list_pages(folder, delimiter="/"):
             present.update(info.key for info in page.objects if info.key.endswith(".parquet"))
     report.files_checked = len(referenced)
+    for head in heads:
+        for ref in head.files:
+            if ref.table == "quarantine":
+                continue  # its rows hold no payload: no policy applies to them
+            for digest in ref.policies or (UNRECORDED,):
+                report.policies[digest] = report.policies.get(digest, 0) + 1
     report.missing_files = sorted(referenced - present)
     report.orphan_files = sorted(
         key for key in present - referenced - retired if key.rsplit("/", 1)[-1].split("-", 1)[0] in owners

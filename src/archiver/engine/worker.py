@@ -22,6 +22,7 @@ from archiver.engine.fetcher import FetchResult, fetch_in_order
 from archiver.engine.generation import GenerationBuilder, Parsed, VersionResolver
 from archiver.engine.index import UnitIndex, read_head, read_index
 from archiver.engine.ledger import Head, encode_head, file_owner, head_key
+from archiver.engine.policies import current_policy
 from archiver.engine.staging import expiry_generation, stage_generation
 from archiver.engine.tree import UnitState, UnitTree, child_for, quantile_boundaries, sealed
 from archiver.engine.units import folder_of
@@ -318,6 +319,7 @@ class UnitWorker:
             row_group_rows=settings.row_group_rows,
             compression=Compression.of(settings),
             budget=self.ctx.buffers,
+            policy=current_policy(settings).digest,
         )
 
     async def _publish(self, tree: UnitTree, state: UnitState, generation: Generation) -> bool:
