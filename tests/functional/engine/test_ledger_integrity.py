@@ -158,6 +158,8 @@ def test_a_damaged_data_file_outside_the_lookback_is_rebuilt_when_a_window_names
     # THEN the file is rebuilt and the archive is the clean one
     assert report.failures == [] and report.missing_files == [damaged]
     assert_same_as_clean(moto_endpoint, source, dest, tmp_path / "final")
+    # AND the same window run again is a no-op
+    no_op(moto_endpoint, source, dest, replace(SETTINGS, since=day, until=day))
 
 
 # ------------------------------------------------------------------- ledger files vanishing under readers
@@ -290,9 +292,10 @@ def test_a_reader_whose_sealed_units_segments_are_merged_away_reads_the_new_head
     # THEN it read the new head and succeeded
     assert seen and rival.commits >= 1
     assert ok
-    # AND the archive is the one a clean run makes
+    # AND the archive is the one a clean run makes, and a rerun after that is a no-op
     assert archive(moto_endpoint, source, dest, SPLIT).failures == []
     assert_same_as_clean(moto_endpoint, source, dest, tmp_path / "final")
+    no_op(moto_endpoint, source, dest, SPLIT)
 
 
 def test_verify_while_key_batches_commit_to_the_unit_it_reads_reads_the_new_head(
