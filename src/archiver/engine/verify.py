@@ -10,7 +10,8 @@ never read, so verifying costs LISTs and the ledgers' GETs. A clean verify is
 what makes it safe to let a lifecycle rule expire the raw JSON.
 
 Commits may run meanwhile: a head whose files vanish under verify, or whose unit
-shows files it does not name, is read again before anything is called a gap. A
+shows an object or a file it does not name, is read again (if it has moved on)
+before anything is called a gap. A
 ledger file this version cannot read fails its unit (named in `failures`), and
 the other units are still checked.
 """
@@ -18,6 +19,7 @@ the other units are still checked.
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -25,7 +27,7 @@ from typing import ClassVar
 from archiver.engine import ledger
 from archiver.engine.activity import ACTIVITY_ROOT
 from archiver.engine.index import UnitIndex, moved_heads, read_head, read_unit_index
-from archiver.engine.ledger import Head, Outcome, absent_or_damaged
+from archiver.engine.ledger import Head, IndexEntry, Outcome, absent_or_damaged
 from archiver.engine.listing import SourcePlan, Window, iter_root, plan_source
 from archiver.engine.routing import FILE_CHECK_ATTEMPTS, load_tree
 from archiver.engine.tree import UnitState, UnitTree
@@ -33,7 +35,7 @@ from archiver.engine.units import folder_of, root_date
 from archiver.errors import LedgerFormatError
 from archiver.formats.layout import is_json_key
 from archiver.formats.schema import PARTITIONED_TABLES
-from archiver.storage.store import ObjectStore
+from archiver.storage.store import ObjectInfo, ObjectStore
 
 MAX_LISTED_PROBLEMS = 1000
 
@@ -151,21 +153,48 @@ async def _check_root(
     """Every JSON object of the root against the index of the unit it routes to; returns the root's tree."""
     tree = await load_tree(dest, root, await _units_of_root(dest, root))
     indexes = _Indexes(dest, tree)
+    gaps: dict[str, list[tuple[ObjectInfo, list[IndexEntry]]]] = defaultdict(list)
     async for info in iter_root(source, plan, root):
         if not is_json_key(info.key):
             report.objects_skipped += 1
             continue
         report.objects_checked += 1
-        entries = (await indexes.of(tree.route(folder_of(info.key)))).get(info.key)
-        if not entries:
-            report.not_archived.append(info.key)
-        elif entries[0].etag != info.etag:
-            report.stale.append(info.key)
-        elif entries[0].outcome is Outcome.QUARANTINE:
-            report.objects_quarantined += 1
+        unit = tree.route(folder_of(info.key))
+        entries = (await indexes.of(unit)).get(info.key)
+        if entries and entries[0].etag == info.etag:
+            _count(report, info, entries)
         else:
-            report.objects_archived += 1
+            gaps[unit].append((info, entries))
+    await _check_gaps_again(dest, tree, gaps, report)
     return tree
+
+
+async def _check_gaps_again(
+    dest: ObjectStore,
+    tree: UnitTree,
+    gaps: dict[str, list[tuple[ObjectInfo, list[IndexEntry]]]],
+    report: VerifyReport,
+) -> None:
+    """Objects not held as listed, checked again in their unit's new index if a commit ran meanwhile."""
+    moved = await moved_heads(dest, {unit: (tree.state(unit).head, tree.state(unit).etag) for unit in gaps})
+    for unit, found in sorted(gaps.items()):
+        if unit in moved:
+            head, etag, index = await read_unit_index(dest, unit, *moved[unit])
+            tree.states[unit] = UnitState(head, etag)
+            found = [(info, index.get(info.key)) for info, _ in found]
+        for info, entries in found:
+            _count(report, info, entries)
+
+
+def _count(report: VerifyReport, info: ObjectInfo, entries: list[IndexEntry]) -> None:
+    if not entries:
+        report.not_archived.append(info.key)
+    elif entries[0].etag != info.etag:
+        report.stale.append(info.key)
+    elif entries[0].outcome is Outcome.QUARANTINE:
+        report.objects_quarantined += 1
+    else:
+        report.objects_archived += 1
 
 
 async def _activity_states(

@@ -28,7 +28,7 @@ import pytest
 from archiver.cli.main import main
 from archiver.config import Settings
 from archiver.engine import ledger
-from archiver.engine.api import UnitScope, compact, plan, verify
+from archiver.engine.api import UnitScope, VerifyReport, compact, plan, verify
 from archiver.storage.store import ObjectStore
 from tests.functional.cli.test_cli import archiver_cli, cli_env, one_error_line, single_report
 from tests.functional.engine.buckets import (
@@ -322,6 +322,42 @@ def test_verify_while_key_batches_commit_to_the_unit_it_reads_reads_the_new_head
     # THEN it proves the archive complete, the rival's files included (no missing or orphan file)
     assert seen and rival.commits >= 1
     assert ok
+
+
+def test_an_object_committed_after_verify_read_its_units_index_is_no_gap(moto_endpoint: str) -> None:
+    # GIVEN a day of ten jobs (more than a listing page), and verify reading the day's index when
+    # a Lambda-style key batch adds a job that sorts after the first page and commits it
+    source, dest = new_bucket(moto_endpoint), new_bucket(moto_endpoint)
+    in_commits(moto_endpoint, source, dest, [[f"j-{n}" for n in range(10)]], SETTINGS)
+    late = job_key("j-99")
+
+    def commit_late(segment: str) -> None:
+        def run() -> None:
+            put_objects(moto_endpoint, source, {late: job_body("j-99")})
+            stores = s3_store(source, moto_endpoint), s3_store(dest, moto_endpoint)
+            assert run_compact_keys(*stores, [late]).failures == []
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+
+    before, seen = on_first_segment_read(ROOT, commit_late)
+    checked: list[VerifyReport] = []
+
+    async def verify_day(source: ObjectStore, dest: ObjectStore) -> bool:
+        checked.append(await verify(source, dest, SETTINGS))
+        return checked[0].ok
+
+    # WHEN verify carries on and lists the new job
+    ok = read_with(
+        verify_day,
+        s3_store(source, moto_endpoint),
+        CrashingStore(s3_store(dest, moto_endpoint), before=before),
+    )
+    # THEN it finds the job in the unit's new index: no gap, eleven objects archived
+    assert seen
+    assert ok, checked[0].as_dict()
+    assert checked[0].objects_archived == 11
 
 
 # --------------------------------------------------------------------------- malformed ledger files
