@@ -15,6 +15,7 @@ from archiver.engine.activity import ActivityLedger
 from archiver.engine.context import ProgressHook
 from archiver.engine.planner import PLANS_PREFIX, PlannedUnit, plan_units, write_manifest
 from archiver.engine.processes import compact_in_processes
+from archiver.engine.publish.mode import tables_published
 from archiver.engine.report import RunReport
 from archiver.engine.run import Clock, Run, cpu_count, utc_now
 from archiver.engine.stores import open_stores
@@ -130,9 +131,15 @@ class ActivitySink:
             dest, settings, Path(self._workdir.name), BufferBudget(settings.max_buffered_bytes)
         )
         self._clock = clock
+        self._dest = dest
+        self._settings = settings
+        self._owner_known = False
 
     async def commit(self, events: Sequence[ActivityEvent]) -> int:
         """Archive the events, one row per event whatever else holds a copy; return the rows added."""
+        if not self._owner_known:
+            self._ledger.published_tables = await tables_published(self._dest, self._settings)
+            self._owner_known = True
         now_us = int(self._clock().timestamp() * 1_000_000)
         return await self._ledger.commit(events, now_us)
 
