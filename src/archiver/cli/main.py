@@ -27,7 +27,7 @@ from archiver.config import Settings, parse_date, settings_from_env
 from archiver.errors import ArchiverError, ConfigError, StorageError
 
 if TYPE_CHECKING:
-    from archiver.engine.api import RunReport, UnitScope, VerifyReport
+    from archiver.engine.api import PublishReport, RunReport, UnitScope, VerifyReport
 
 T = TypeVar("T")
 
@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_window(plan)
 
     _add_pull_activity(commands)
+
+    publish = commands.add_parser(
+        "publish", help="bring DEST's Iceberg tables to its ledger's state (one commit per table)"
+    )
+    publish.add_argument("dest", metavar="DEST", help="s3://bucket/prefix or a local folder")
+    publish.add_argument("--rebuild", action="store_true", help="recreate the tables from the ledger alone")
+    publish.add_argument("--json", action="store_true", help="print the publish report as one JSON object")
 
     replay = commands.add_parser("replay", help="replay a folder through an embedded S3 server")
     replay.add_argument("dir", metavar="DIR", type=Path)
@@ -236,6 +243,35 @@ async def _run_verify(source_url: str, dest_url: str, settings: Settings) -> Ver
     async with api.open_stores(source_url, dest_url, settings) as (source, dest):
         assert dest is not None
         return await api.verify(source, dest, settings)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from archiver.engine import api
+
+    settings = run_settings(args)
+    report = run_quietly(api.publish(args.dest, settings, rebuild=args.rebuild))
+    if args.json:
+        sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
+    else:
+        print(publish_summary(report))
+    if report.failures:
+        first = report.failures[0]
+        return _fail(EXIT_UNREAD, f"{first.get('table', 'publish')}: {first.get('error', 'failed')}")
+    return EXIT_OK
+
+
+def publish_summary(report: PublishReport) -> str:
+    if report.catalog is None:
+        return "; ".join(report.notes) or "nothing published"
+    tables = ", ".join(
+        f"{name} +{change.as_dict()['files_added']}/-{change.as_dict()['files_removed']} files"
+        for name, change in sorted(report.tables.items())
+    )
+    return (
+        f"published to {report.catalog}: {report.commits} commits ({tables}); "
+        f"{report.snapshots_expired} snapshots expired, {report.files_deleted} files deleted "
+        f"in {report.seconds:.1f}s"
+    )
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -424,4 +460,5 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "synth": _synth,
     "demo": _demo,
     "pull-activity": _pull_activity,
+    "publish": _publish,
 }

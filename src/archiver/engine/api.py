@@ -2,6 +2,8 @@
 
 Entry points open stores with `open_stores`, then call `compact`, `compact_keys`,
 `plan` or `verify`, and turn the report they get back into their own output.
+`publish` brings the archive's Iceberg tables to the ledger's state (a handler calls
+`publish(dest_url, settings)` after its work, or on its own schedule).
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from archiver.engine.context import ProgressHook
 from archiver.engine.planner import PLANS_PREFIX, PlannedUnit, plan_units, write_manifest
 from archiver.engine.processes import compact_in_processes
 from archiver.engine.publish.mode import tables_published
+from archiver.engine.publish.report import PublishError, PublishReport
 from archiver.engine.report import RunReport
 from archiver.engine.run import Clock, Run, cpu_count, utc_now
-from archiver.engine.stores import open_stores
+from archiver.engine.stores import open_stores, open_url
 from archiver.engine.units import UnitScope, shard_key
 from archiver.engine.verify import VerifyReport
 from archiver.engine.verify import verify as verify_window
 from archiver.engine.writer import BufferBudget
+from archiver.errors import ArchiverError
 from archiver.formats.records import ActivityEvent
 from archiver.storage.store import ObjectStore
 
@@ -30,6 +34,8 @@ __all__ = [
     "PLANS_PREFIX",
     "ActivitySink",
     "PlannedUnit",
+    "PublishError",
+    "PublishReport",
     "RunReport",
     "UnitScope",
     "VerifyReport",
@@ -39,6 +45,9 @@ __all__ = [
     "compact_urls",
     "open_stores",
     "plan",
+    "publish",
+    "publish_store",
+    "publishes",
     "shard_key",
     "verify",
     "write_plan",
@@ -80,12 +89,61 @@ async def compact_urls(
     One process (and the progress hook) when `ARCHIVER_PARSE_WORKERS` is 1 or the
     machine has one CPU, or when a scope names a unit or a shard already.
     """
+    whole = scope is None or scope.everything
     workers = settings.parse_workers or cpu_count()
-    if workers > 1 and (scope is None or scope.everything):
-        return await compact_in_processes(source_url, dest_url, settings, workers, clock(), progress)
-    async with open_stores(source_url, dest_url, settings) as (source, dest):
-        assert dest is not None
-        return await compact(source, dest, settings, scope=scope, progress=progress, clock=clock)
+    if workers > 1 and whole:
+        report = await compact_in_processes(source_url, dest_url, settings, workers, clock(), progress)
+    else:
+        async with open_stores(source_url, dest_url, settings) as (source, dest):
+            assert dest is not None
+            report = await compact(source, dest, settings, scope=scope, progress=progress, clock=clock)
+    if whole and publishes(dest_url, settings):
+        await _publish_after(report, dest_url, settings)
+    return report
+
+
+async def _publish_after(report: RunReport, dest_url: str, settings: Settings) -> None:
+    """A whole run ends by publishing the tables (a unit or shard of a larger run leaves it to its driver)."""
+    try:
+        published = await publish(dest_url, settings)
+    except ArchiverError as error:
+        report.failures.append({"publish": dest_url, "error": str(error), "kind": type(error).__name__})
+        return
+    report.publish = published.as_dict()
+    report.failures.extend(published.failures)
+
+
+def publishes(dest_url: str, settings: Settings) -> bool:
+    """Whether the archive at `dest_url` has Iceberg tables: a catalog is named, or DEST is local."""
+    return settings.catalog is not None or not dest_url.startswith("s3://")
+
+
+async def publish(dest_url: str, settings: Settings, *, rebuild: bool = False) -> PublishReport:
+    """Bring the Iceberg tables of the archive at `dest_url` to its ledger's state.
+
+    Idempotent: a second call commits nothing. `rebuild` recreates the tables from the
+    ledger alone. An S3 archive with no catalog named publishes nothing and says so in
+    the report's `notes`. Usable from a Lambda handler (one publisher at a time).
+    """
+    dest = await open_url(dest_url, settings, create=False)
+    try:
+        return await publish_store(dest, settings, rebuild=rebuild)
+    finally:
+        await dest.close()
+
+
+async def publish_store(dest: ObjectStore, settings: Settings, *, rebuild: bool = False) -> PublishReport:
+    """`publish` for an open destination store."""
+    from archiver.engine.publish.publisher import publish as publish_tables
+
+    try:
+        return await publish_tables(dest, settings, rebuild=rebuild)
+    except ArchiverError:
+        raise
+    except Exception as error:  # the catalog's own errors (pyiceberg, SQLAlchemy, botocore): one line
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        hint = "" if rebuild else " (a lost or damaged catalog entry: publish --rebuild)"
+        raise PublishError(f"publishing the Iceberg tables failed: {message}{hint}") from error
 
 
 async def compact_keys(
