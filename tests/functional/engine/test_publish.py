@@ -84,6 +84,10 @@ def assert_tables_are_the_ledger(dest: Path) -> dict[str, list[str]]:
     return tables
 
 
+def statuses(rows: list[dict[str, Any]]) -> dict[str, str]:
+    return {row["job_id"]: row["status"] for row in rows}
+
+
 def clean_tables(source: Path, scratch: Path, settings: Settings = SETTINGS) -> dict[str, list[str]]:
     compact(source, scratch, settings)
     return tables_both_ways(local_catalog(scratch))
