@@ -118,7 +118,9 @@ def publishes(dest_url: str, settings: Settings) -> bool:
     return settings.catalog is not None or not dest_url.startswith("s3://")
 
 
-async def publish(dest_url: str, settings: Settings, *, rebuild: bool = False) -> PublishReport:
+async def publish(
+    dest_url: str, settings: Settings, *, rebuild: bool = False, clock: Clock = utc_now
+) -> PublishReport:
     """Bring the Iceberg tables of the archive at `dest_url` to its ledger's state.
 
     Idempotent: a second call commits nothing. `rebuild` recreates the tables from the
@@ -127,17 +129,19 @@ async def publish(dest_url: str, settings: Settings, *, rebuild: bool = False) -
     """
     dest = await open_url(dest_url, settings, create=False)
     try:
-        return await publish_store(dest, settings, rebuild=rebuild)
+        return await publish_store(dest, settings, rebuild=rebuild, clock=clock)
     finally:
         await dest.close()
 
 
-async def publish_store(dest: ObjectStore, settings: Settings, *, rebuild: bool = False) -> PublishReport:
-    """`publish` for an open destination store."""
+async def publish_store(
+    dest: ObjectStore, settings: Settings, *, rebuild: bool = False, clock: Clock = utc_now
+) -> PublishReport:
+    """`publish` for an open destination store (`clock` decides which snapshots are past the retention)."""
     from archiver.engine.publish.publisher import publish as publish_tables
 
     try:
-        return await publish_tables(dest, settings, rebuild=rebuild)
+        return await publish_tables(dest, settings, rebuild=rebuild, now=clock())
     except ArchiverError:
         raise
     except Exception as error:  # the catalog's own errors (pyiceberg, SQLAlchemy, botocore): one line

@@ -47,10 +47,10 @@ def plan_expiry(table: Table, base: str, now: dt.datetime, retention_seconds: in
     if not expired:
         return Expiry()
     retained = [s for s in snapshots if s not in expired]
-    freed: set[str] = set()
-    for snapshot in expired:
-        freed.update(_removed_by(table, snapshot))
     oldest = min(retained, key=lambda s: s.sequence_number or 0)
+    freed: set[str] = set()
+    for snapshot in [*expired, oldest]:
+        freed.update(_removed_by(table, snapshot))
     kept_manifests = {m.manifest_path for m in oldest.manifests(table.io)}
     manifests = {m.manifest_path for s in expired for m in s.manifests(table.io)} - kept_manifests
     data_keys = sorted(key for key in (relative_key(path, base) for path in freed) if key not in live)
