@@ -12,6 +12,8 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pyarrow as pa
+
 from archiver.config import Settings
 from archiver.engine.activity import ActivityLedger
 from archiver.engine.context import ProgressHook
@@ -48,6 +50,7 @@ __all__ = [
     "publish",
     "publish_store",
     "publishes",
+    "read_table",
     "shard_key",
     "verify",
     "write_plan",
@@ -132,6 +135,13 @@ async def publish(
         return await publish_store(dest, settings, rebuild=rebuild, clock=clock)
     finally:
         await dest.close()
+
+
+def read_table(dest: ObjectStore, settings: Settings, table: str, snapshot_id: int | None = None) -> pa.Table:
+    """A published table's rows through its catalog (current snapshot, or `snapshot_id`)."""
+    from archiver.engine.publish.reading import read_table as read_published
+
+    return read_published(dest, settings, table, snapshot_id)
 
 
 async def publish_store(

@@ -23,6 +23,8 @@ from archiver.config import Settings
 from archiver.engine.publish import catalog as catalogs
 from archiver.engine.publish import expiry, superseded
 from archiver.engine.publish.live import LedgerState, read_ledger
+from archiver.engine.publish.mode import is_local
+from archiver.engine.publish.reading import write_version_hint
 from archiver.engine.publish.report import PublishReport
 from archiver.engine.publish.tables import commit_change, current_files, ensure_properties
 from archiver.formats.schema import TABLES
@@ -104,6 +106,9 @@ async def _publish(
                 "kind": "CommitFailedException",
             }
         )
+    if is_local(dest):
+        for name in sorted(report.tables):
+            await asyncio.to_thread(write_version_hint, await asyncio.to_thread(tables[name].refresh))
     known = {name: change.files for name, change in report.tables.items()}
     report.files_deleted += await superseded.settle(dest, state, known, history_gone=rebuild)
     for name in sorted(known):
