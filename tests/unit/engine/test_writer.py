@@ -36,7 +36,8 @@ def test_rows_land_sorted_in_partitioned_files_with_the_explicit_schema(tmp_path
     table = pq.read_table(files["jobs"].path)
     assert table.schema.equals(FILE_SCHEMAS["jobs"], check_metadata=True)
     assert table.column("job_id").to_pylist() == ["j-3", "j-1", "j-2"]
-    assert pq.read_table(files["quarantine"].path).schema.equals(FILE_SCHEMAS["quarantine"], check_metadata=True)
+    quarantine = pq.read_table(files["quarantine"].path)
+    assert quarantine.schema.equals(FILE_SCHEMAS["quarantine"], check_metadata=True)
     assert read_day_partition(files["jobs"].key) == day
 
 
