@@ -21,7 +21,6 @@ import logging
 from pathlib import Path
 
 from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
 from pyiceberg.io.pyarrow import pyarrow_to_schema
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionField, PartitionSpec
@@ -79,6 +78,8 @@ def open_catalog(dest: ObjectStore, settings: Settings) -> Catalog | None:
         return load_catalog(settings.catalog, **defaults)
     if not is_local(dest):
         return None
+    from pyiceberg.catalog.sql import SqlCatalog  # SQLAlchemy: only a local DEST needs it (not Lambda)
+
     root = archive_location(dest)
     return SqlCatalog(
         EMBEDDED_CATALOG_NAME, uri=f"sqlite:///{root}/{EMBEDDED_CATALOG_KEY}", warehouse=f"file://{root}"
