@@ -20,6 +20,7 @@ import contextlib
 import logging
 from pathlib import Path
 
+import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
 from pyiceberg.io.pyarrow import pyarrow_to_schema
@@ -87,7 +88,15 @@ def open_catalog(dest: ObjectStore, settings: Settings) -> Catalog | None:
 
 
 def iceberg_schema(table: str) -> Schema:
-    return pyarrow_to_schema(FILE_SCHEMAS[table])
+    """The table's Iceberg schema, its columns in field-id order.
+
+    A catalog gives a new table fresh ids in column order (1, 2, ...), whatever ids the
+    schema it is handed carries; FIELD_IDS are contiguous from 1, so listed in id order
+    the columns keep exactly the ids the data files carry.
+    """
+    schema = FILE_SCHEMAS[table]
+    by_id = sorted(schema, key=lambda field: FIELD_IDS[table][field.name])
+    return pyarrow_to_schema(pa.schema(by_id))
 
 
 def partition_spec(table: str) -> PartitionSpec:
