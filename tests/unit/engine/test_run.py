@@ -108,6 +108,45 @@ def test_compact_keys_archives_named_keys_and_skips_gone_and_foreign_ones() -> N
     asyncio.run(scenario())
 
 
+def test_compact_keys_reads_objects_their_events_described_with_a_get_alone() -> None:
+    async def scenario() -> None:
+        # GIVEN three objects announced by events that carried their size and ETag, one since deleted
+        source, dest = MemoryStore(), MemoryStore()
+        infos = [source.add(job_key(job, day=D20), job_body(job)) for job in ("100", "101", "102")]
+        del source.objects[infos[2].key]
+        # WHEN the events' objects are archived
+        report = await compact_keys(source, dest, SETTINGS, [], described=infos, clock=clock)
+        # THEN no source HEAD was made: one GET each, the deleted one's 404 counted as skipped
+        assert report.by_store["source"]["head"] == 0 and report.by_store["source"]["get"] == 3
+        assert (report.objects_archived, report.objects_skipped, report.failures) == (2, 1, [])
+        # AND a listing run finds both archived under their ETags
+        full = await compact(source, dest, SETTINGS, clock=clock)
+        assert (full.objects_archived, full.objects_skipped) == (0, 2)
+
+    asyncio.run(scenario())
+
+
+def test_a_stale_event_about_a_replaced_version_changes_nothing() -> None:
+    async def scenario() -> None:
+        # GIVEN an object archived, then replaced by a new version that is archived too
+        source, dest = MemoryStore(), MemoryStore()
+        key = job_key("100", day=D20)
+        stale = source.add(key, job_body("100", status="running"))
+        await compact_keys(source, dest, SETTINGS, [], described=[stale], clock=clock)
+        current = source.add(key, job_body("100"))
+        await compact_keys(source, dest, SETTINGS, [], described=[current], clock=clock)
+        files = sorted(dest.keys("jobs/"))
+        # WHEN the first version's event is delivered again (an SQS retry, out of order)
+        source.counts, dest.counts = RequestCounts(), RequestCounts()
+        again = await compact_keys(source, dest, SETTINGS, [], described=[stale], clock=clock)
+        # THEN one HEAD finds the archived version current: no GET, nothing written
+        assert again.by_store["source"]["head"] == 1 and again.by_store["source"]["get"] == 0
+        assert again.requests["put"] == 0 and again.objects_skipped == 1
+        assert sorted(dest.keys("jobs/")) == files
+
+    asyncio.run(scenario())
+
+
 def test_an_off_layout_key_in_a_day_folder_is_archived_once_by_events_then_listing() -> None:
     async def scenario() -> None:
         # GIVEN a JSON export dropped inside a layout day folder
