@@ -92,7 +92,8 @@ async def stage_generation(
         token=token,
         uploads=rewritten.uploads,
         segment_key=segment_key,
-        segment_body=ledger.encode_index(body_entries),
+        segment_body=ledger.encode_index(body_entries, [written.key for written in rewritten.uploads]),
+        segment_lists_uploads=True,
         dropped_segments=dropped,
         expired=[item.key for item in expired],
     )
