@@ -57,14 +57,24 @@ class Fetched:
     dropped_changed: set[str] = field(default_factory=set)
 
 
-class UnitWorker:
-    """Archives objects into units of one run.
+async def confirmed(ctx: RunContext, index: UnitIndex, objects: list[ObjectInfo]) -> list[ObjectInfo]:
+    """Objects whose ETags came from events, not a listing: those the index holds under another
+    ETag, as the source has them now (an event may be stale: a retried message about a version
+    since replaced), gone ones skipped. New keys, the common case, need no HEAD."""
+    current: list[ObjectInfo] = []
+    for info in objects:
+        known = index.etag(info.key)
+        if known is None or known == info.etag:
+            current.append(info)
+        elif (found := await ctx.source.head(info.key)) is not None:
+            current.append(found)
+        else:
+            ctx.report.objects_skipped += 1
+    return current
 
-    With `confirm_changed`, the objects' ETags come from events rather than a listing, and an
-    event may be stale (a retried message about a version since replaced): an object the unit
-    already holds under another ETag is HEADed before it is treated as changed. New keys, the
-    common case, are read with a GET alone.
-    """
+
+class UnitWorker:
+    """Archives objects into units of one run (with `confirm_changed`, objects named by events)."""
 
     def __init__(self, ctx: RunContext, *, confirm_changed: bool = False) -> None:
         self.ctx = ctx
@@ -85,7 +95,7 @@ class UnitWorker:
             if state.head.sealed:
                 objects = await self._hand_down(tree, state.head, index, objects, result)
             if self.confirm_changed:
-                objects = await self._confirm(index, objects)
+                objects = await confirmed(self.ctx, index, objects)
             missing = tree.missing & state.head.file_keys()
             rebuild = await self._repairable(index, objects, missing, result) if missing else set()
             new = [info for info in objects if index.etag(info.key) != info.etag or info.key in rebuild]
@@ -111,19 +121,6 @@ class UnitWorker:
                 return result
             conflicts = await self._retry(tree, unit, conflicts, "a rival committed first")
             objects = new
-
-    async def _confirm(self, index: UnitIndex, objects: list[ObjectInfo]) -> list[ObjectInfo]:
-        """Objects the index holds under another ETag, as the source has them now (gone ones skipped)."""
-        confirmed: list[ObjectInfo] = []
-        for info in objects:
-            known = index.etag(info.key)
-            if known is None or known == info.etag:
-                confirmed.append(info)
-            elif (current := await self.ctx.source.head(info.key)) is not None:
-                confirmed.append(current)
-            else:
-                self.ctx.report.objects_skipped += 1
-        return confirmed
 
     async def _repairable(
         self, index: UnitIndex, objects: list[ObjectInfo], missing: set[str], result: UnitResult
