@@ -347,7 +347,8 @@ class UnitWorker:
             await committer.discard(generation, head)
             return False
         await committer.finish(generation)
-        self.ctx.ledgers.forget(generation.head.unit, [generation.intent_key])
+        # What this commit wrote and deleted is no leftover for the sweep below.
+        self.ctx.ledgers.forget(generation.head.unit, [generation.intent_key, *generation.dropped_segments])
         tree.states[generation.head.unit] = UnitState(head or generation.head, etag)
         self._count(generation)
         # Leftovers of crashed or outraced attempts at this generation or older can go now.

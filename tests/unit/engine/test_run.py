@@ -9,7 +9,7 @@ from archiver.config import Settings
 from archiver.engine import ledger
 from archiver.engine.api import compact, compact_keys
 from archiver.engine.units import UnitScope
-from archiver.storage.store import RequestCounts
+from archiver.storage.store import Fetched, RequestCounts
 from tests.unit.engine.jobs import job_body, job_key
 from tests.unit.engine.memory_store import MemoryStore
 
@@ -230,5 +230,39 @@ def test_new_objects_in_a_split_day_read_only_the_index_of_the_unit_they_join() 
             source, dest, Settings(parse_workers=1, unit_max_objects=10, since=D20), clock=clock
         )
         assert third.objects_archived == 0 and not [key for key in reads if "/index-" in key]
+
+    asyncio.run(scenario())
+
+
+class GetLog(MemoryStore):
+    """A MemoryStore that remembers the key of every GET."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets: list[str] = []
+
+    async def get(self, key: str) -> Fetched:
+        self.gets.append(key)
+        return await super().get(key)
+
+
+def test_a_commit_that_merges_segments_does_not_read_them_again_as_leftovers() -> None:
+    async def scenario() -> None:
+        # GIVEN a unit committed three times, one job each: three segments of one size tier
+        source, dest = MemoryStore(), GetLog()
+        for job in ("100", "101", "102"):
+            info = source.add(job_key(job, day=D20), job_body(job))
+            await compact_keys(source, dest, SETTINGS, [], described=[info], clock=clock)
+        head = ledger.decode_head(dest.body(ledger.head_key("day=2024-08-20")))
+        older = {segment.key for segment in head.segments}
+        assert len(older) == 3
+        # WHEN a fourth commit merges them into its own segment
+        dest.gets.clear()
+        info = source.add(job_key("103", day=D20), job_body("103"))
+        await compact_keys(source, dest, SETTINGS, [], described=[info], clock=clock)
+        # THEN each merged-away segment was read once (to build the index), not again as a leftover
+        head = ledger.decode_head(dest.body(ledger.head_key("day=2024-08-20")))
+        assert len(head.segments) == 1 and not older & set(dest.objects)
+        assert sorted(key for key in dest.gets if key in older) == sorted(older)
 
     asyncio.run(scenario())
