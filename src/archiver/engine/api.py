@@ -13,6 +13,7 @@ from pathlib import Path
 from archiver.config import Settings
 from archiver.engine.activity import ActivityLedger
 from archiver.engine.context import ProgressHook
+from archiver.engine.listing import ListingOptions
 from archiver.engine.planner import PLANS_PREFIX, PlannedUnit, plan_units, write_manifest
 from archiver.engine.processes import compact_in_processes
 from archiver.engine.report import RunReport
@@ -118,7 +119,7 @@ async def plan(source: ObjectStore, dest: ObjectStore | None, settings: Settings
 
 async def verify(source: ObjectStore, dest: ObjectStore, settings: Settings) -> VerifyReport:
     """Prove every source object of the window is archived or quarantined under its ETag."""
-    return await verify_window(source, dest, settings.since, settings.until)
+    return await verify_window(source, dest, settings.since, settings.until, ListingOptions.of(settings))
 
 
 class ActivitySink:

@@ -38,6 +38,8 @@ class RunReport:
     window: dict[str, str | None] = field(default_factory=dict)
     by_store: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per store ("source", "dest"): requests by kind plus bytes_read and bytes_written."""
+    listing: dict[str, int] = field(default_factory=dict)
+    """How many workspace `jobs/` folders each listing plan listed (`flat`, `prefix`, `folders`)."""
     days: list[str] = field(default_factory=list)
     """The roots the run went through (not in the JSON report: the watermark is computed from it)."""
 
@@ -101,6 +103,7 @@ class RunReport:
             "notes": self.notes[:MAX_LISTED],
             "window": dict(self.window),
             "by_store": {role: dict(use) for role, use in self.by_store.items()},
+            "listing": dict(self.listing),
             "failures": self.failures[:MAX_LISTED],
         }
 

@@ -18,7 +18,7 @@ from archiver.engine import ledger
 from archiver.engine.activity import ACTIVITY_ROOT
 from archiver.engine.index import UnitIndex, read_head, read_index
 from archiver.engine.ledger import Head, Outcome
-from archiver.engine.listing import Window, iter_root, plan_source
+from archiver.engine.listing import ListingOptions, Window, iter_root, plan_source
 from archiver.engine.routing import load_tree
 from archiver.engine.tree import UnitTree
 from archiver.engine.units import folder_of, root_date
@@ -96,12 +96,16 @@ class _Indexes:
 
 
 async def verify(
-    source: ObjectStore, dest: ObjectStore, since: dt.date | None = None, until: dt.date | None = None
+    source: ObjectStore,
+    dest: ObjectStore,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    listing: ListingOptions | None = None,
 ) -> VerifyReport:
-    """Check the window [since, until] of `source` against the archive in `dest`."""
+    """Check the window [since, until] of `source` against the archive in `dest`, listed as `listing` says."""
     window = {"since": since.isoformat() if since else None, "until": until.isoformat() if until else None}
     report = VerifyReport(window=window)
-    plan = await plan_source(source, Window(since, until))
+    plan = await plan_source(source, Window(since, until), listing)
     trees: list[UnitTree] = []
     for root in plan.roots():
         report.units += 1

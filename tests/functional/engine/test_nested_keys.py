@@ -15,6 +15,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from archiver.config import Settings
 from archiver.engine.api import RunReport, compact, plan, verify
 from archiver.engine.units import UnitScope
@@ -97,27 +99,30 @@ def assert_no_op(report: RunReport, *, reads_heads: bool = False) -> None:
         assert report.requests["get"] == 0
 
 
+@pytest.mark.parametrize("listing", ["folders", "prefix", "flat"])
 def test_plan_then_every_unit_at_once_archives_every_job_of_folders_holding_other_keys(
-    moto_endpoint: str, tmp_path: Path
+    moto_endpoint: str, tmp_path: Path, listing: str
 ) -> None:
-    # GIVEN 150 jobs of one day, each job folder also holding a `.meta/info.json`, and units of 40
+    # GIVEN 150 jobs of one day, each job folder also holding a `.meta/info.json`, and units of 40,
+    # the source listed by each plan in turn
     source, dest = new_bucket(moto_endpoint), new_bucket(moto_endpoint)
     put_objects(moto_endpoint, source, jobs_with_meta(0, 150))
+    settings = replace(SMALL_UNITS, listing=listing)
     # WHEN `plan` splits the day and every planned unit runs at once
-    reports = run_units(moto_endpoint, source, dest, SMALL_UNITS)
+    reports = run_units(moto_endpoint, source, dest, settings)
     # THEN the day was split, every unit finished, and all 150 jobs are archived, each once
     assert len(reports) > 2
     assert all(report.failures == [] for report in reports)
     jobs = jobs_by_id(committed_rows(download(moto_endpoint, dest, tmp_path / "got"), "jobs"))
     assert sorted(job for _, job in jobs) == [job_id(n) for n in range(150)]
-    assert verified(moto_endpoint, source, dest, SMALL_UNITS)
+    assert verified(moto_endpoint, source, dest, settings)
     # AND the units again read and write nothing; a plain run only records the day as seen, then
     # the next plain run reads and writes nothing
-    for report in run_units(moto_endpoint, source, dest, SMALL_UNITS):
+    for report in run_units(moto_endpoint, source, dest, settings):
         assert_no_op(report, reads_heads=True)
-    recorded = archive(moto_endpoint, source, dest, SMALL_UNITS)
+    recorded = archive(moto_endpoint, source, dest, settings)
     assert recorded.by_store["source"]["get"] == 0 and recorded.files_written == 0
-    assert_no_op(archive(moto_endpoint, source, dest, SMALL_UNITS))
+    assert_no_op(archive(moto_endpoint, source, dest, settings))
 
 
 def test_new_versions_arriving_in_the_run_that_splits_a_unit_again_are_all_archived(
