@@ -43,6 +43,8 @@ class Settings:
     (a glob reader sees its rows twice meanwhile). With one, the snapshot retention governs."""
     parse_workers: int = 0
     time_reserve_seconds: int = 90
+    listing: str = "auto"
+    listing_max_keys: int = 200_000
     # Workato's activity audit log API (`pull-activity`).
     api_requests_per_minute: int = 60
     api_overlap_minutes: int = 60
@@ -80,6 +82,7 @@ _INT_VARIABLES = {
     "ARCHIVER_RETIRE_GRACE_SECONDS": "retire_grace_seconds",
     "ARCHIVER_PARSE_WORKERS": "parse_workers",
     "ARCHIVER_TIME_RESERVE_SECONDS": "time_reserve_seconds",
+    "ARCHIVER_LISTING_MAX_KEYS": "listing_max_keys",
     "ARCHIVER_API_REQUESTS_PER_MINUTE": "api_requests_per_minute",
     "ARCHIVER_API_OVERLAP_MINUTES": "api_overlap_minutes",
     "ARCHIVER_API_MAX_ATTEMPTS": "api_max_attempts",
@@ -89,6 +92,9 @@ _INT_VARIABLES = {
 _MAY_BE_ZERO = frozenset(
     {"lookback_days", "retire_grace_seconds", "parse_workers", "time_reserve_seconds", "api_overlap_minutes"}
 )
+
+LISTING_CHOICES = ("auto", "folders", "prefix", "flat")
+"""How a workspace's `jobs/` folder is listed (ARCHIVER_LISTING); see `archiver.engine.scans`."""
 
 _ZSTD_LEVELS = frozenset({"compression_level", "payload_compression_level"})
 ZSTD_MAX_LEVEL = 22
@@ -113,6 +119,12 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     settings = replace(Settings(), **values)  # type: ignore[arg-type]
     settings = replace(settings, policy_location=env.get("ARCHIVER_POLICY", "").strip())
     settings = _catalog_settings(env, settings)
+    listing = env.get("ARCHIVER_LISTING")
+    if listing:
+        if listing not in LISTING_CHOICES:
+            choices = ", ".join(LISTING_CHOICES)
+            raise ConfigError(f"ARCHIVER_LISTING must be one of {choices}, got {listing!r}")
+        settings = replace(settings, listing=listing)
     # The standard AWS variables, so the archiver's defaults never override what a user set.
     attempts = env.get("AWS_MAX_ATTEMPTS")
     if attempts:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from archiver.config import Settings, file_io_properties, settings_from_env
+from archiver.config import LISTING_CHOICES, Settings, file_io_properties, settings_from_env
+from archiver.engine.listing import ListingOptions
+from archiver.engine.scans import Listing
 from archiver.errors import ConfigError
 
 
@@ -25,6 +27,8 @@ def test_variables_override_the_defaults_and_empty_ones_are_ignored() -> None:
         ({"ARCHIVER_COMPRESSION_LEVEL": "0"}, "ARCHIVER_COMPRESSION_LEVEL must be positive"),
         ({"ARCHIVER_CONCURRENCY": "many"}, "must be a whole number, got 'many'"),
         ({"AWS_RETRY_MODE": "eager"}, "AWS_RETRY_MODE must be legacy, standard or adaptive"),
+        ({"ARCHIVER_LISTING": "inventory"}, "ARCHIVER_LISTING must be one of auto, folders, prefix, flat"),
+        ({"ARCHIVER_LISTING_MAX_KEYS": "0"}, "ARCHIVER_LISTING_MAX_KEYS must be positive"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(environ: dict[str, str], message: str) -> None:
@@ -82,3 +86,14 @@ def test_file_io_settings_follow_the_standard_aws_configuration() -> None:
     assert file_io_properties({"AWS_ENDPOINT_URL_S3": "http://s3.local", "AWS_ENDPOINT_URL": "x"}) == {
         "s3.endpoint": "http://s3.local"
     }
+
+
+def test_the_listing_plan_is_chosen_by_name_and_every_name_is_a_plan() -> None:
+    # GIVEN each name ARCHIVER_LISTING accepts
+    for name in LISTING_CHOICES:
+        # WHEN it is set
+        settings = settings_from_env({"ARCHIVER_LISTING": name, "ARCHIVER_LISTING_MAX_KEYS": "5000"})
+        # THEN the settings carry it, and the engine knows it as a plan
+        assert settings.listing == name and settings.listing_max_keys == 5000
+        assert ListingOptions.of(settings).choice == Listing(name)
+    assert Settings().listing == "auto"

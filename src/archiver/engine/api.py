@@ -17,6 +17,7 @@ import pyarrow as pa
 from archiver.config import Settings
 from archiver.engine.activity import ActivityLedger
 from archiver.engine.context import ProgressHook
+from archiver.engine.listing import ListingOptions
 from archiver.engine.planner import PLANS_PREFIX, PlannedUnit, plan_units, write_manifest
 from archiver.engine.policies import current_policy, with_policy
 from archiver.engine.processes import compact_in_processes
@@ -206,7 +207,7 @@ async def plan(source: ObjectStore, dest: ObjectStore | None, settings: Settings
 
 async def verify(source: ObjectStore, dest: ObjectStore, settings: Settings) -> VerifyReport:
     """Prove every source object of the window is archived or quarantined under its ETag."""
-    return await verify_window(source, dest, settings.since, settings.until)
+    return await verify_window(source, dest, settings.since, settings.until, ListingOptions.of(settings))
 
 
 async def redact(dest: ObjectStore, settings: Settings, *, clock: Clock = utc_now) -> RedactReport:

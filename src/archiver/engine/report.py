@@ -42,6 +42,8 @@ class RunReport:
     """Per store ("source", "dest"): requests by kind plus bytes_read and bytes_written."""
     publish: dict[str, object] | None = None
     """The publish that ended the run (`PublishReport.as_dict`), when the archive has Iceberg tables."""
+    listing: dict[str, int] = field(default_factory=dict)
+    """How many workspace `jobs/` folders each listing plan listed (`flat`, `prefix`, `folders`)."""
     days: list[str] = field(default_factory=list)
     """The roots the run went through (not in the JSON report: the watermark is computed from it)."""
 
@@ -108,6 +110,7 @@ class RunReport:
             "window": dict(self.window),
             "policy": self.policy,
             "by_store": {role: dict(use) for role, use in self.by_store.items()},
+            "listing": dict(self.listing),
             "failures": self.failures[:MAX_LISTED],
         } | ({"publish": self.publish} if self.publish is not None else {})
 

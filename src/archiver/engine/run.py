@@ -22,7 +22,7 @@ from pathlib import Path
 from archiver.config import Settings
 from archiver.engine import ledger
 from archiver.engine.context import ProgressHook, RunContext, ledger_listings
-from archiver.engine.listing import SourcePlan, Window, plan_source
+from archiver.engine.listing import ListingOptions, SourcePlan, Window, plan_source
 from archiver.engine.parsing import Parser
 from archiver.engine.policies import current_policy
 from archiver.engine.publish.mode import tables_published
@@ -99,7 +99,8 @@ class Run:
                 "since": window.since.isoformat() if window.since else None,
                 "until": window.until.isoformat() if window.until else None,
             }
-            plan = await plan_source(self.ctx.source, window)
+            plan = await plan_source(self.ctx.source, window, ListingOptions.of(self.ctx.settings))
+            self.report.listing = dict(plan.listing)
             await self._read_ledgers(window)
             roots = [root for root in plan.roots() if self.scope.accepts_root(root)]
             self.report.days = roots
