@@ -133,10 +133,13 @@ class _Pool:
     async def close(self, *, kill: bool) -> None:
         """Stop every worker (at once if `kill`, else once it finishes its batch) and release its pipe."""
         if kill:
+            # Every read still pending then ends (EOF), so each unit waiting on one fails on its own
+            # with WorkerProcessDiedError; cancelling them would cancel those units instead.
             for worker in self.workers:
                 worker.child.kill()
-        for task in self.tasks:
-            task.cancel()
+        else:
+            for task in self.tasks:  # at the end of a run: answers whose unit went away
+                task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await asyncio.to_thread(self._close_all, kill=kill)
 

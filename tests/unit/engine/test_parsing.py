@@ -178,3 +178,41 @@ def test_a_pool_whose_workers_died_is_replaced_for_the_next_unit() -> None:
         assert job_ids(pairs) == expected
 
     asyncio.run(scenario())
+
+
+def test_a_worker_killed_under_two_units_fails_both_units_and_cancels_neither() -> None:
+    async def drain(stream: AsyncIterator[tuple[FetchResult, ParsedObject | None]]) -> int:
+        return len([pair async for pair in stream])
+
+    async def scenario() -> None:
+        # GIVEN two units parsing at once in the same workers, both with batches in flight
+        store = MemoryStore()
+        infos = corpus(store, POOLED)
+        parser = Parser(2)
+        try:
+            streams = [
+                parser.parse(
+                    fetch_in_order(
+                        store, infos, concurrency=16, budget=ByteBudget(1 << 24), max_object_bytes=1 << 20
+                    ),
+                    expected=len(infos),
+                )
+                for _ in range(2)
+            ]
+            for stream in streams:
+                await asyncio.wait_for(anext(stream), 60)
+            # WHEN the workers are killed outright
+            for pid in child_pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            outcomes = await asyncio.wait_for(
+                asyncio.gather(*(drain(stream) for stream in streams), return_exceptions=True), 60
+            )
+            # THEN each unit fails with the named error (neither is cancelled); the next gets fresh workers
+            assert [type(outcome) for outcome in outcomes] == [WorkerProcessDiedError] * 2
+            pairs = await asyncio.wait_for(parse_all(parser, store, infos, ByteBudget(1 << 24)), 120)
+            assert len(pairs) == POOLED
+        finally:
+            await parser.aclose()
+
+    asyncio.run(scenario())
