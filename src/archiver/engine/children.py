@@ -191,11 +191,12 @@ async def receive(pipe: Connection) -> Any:
     if not pipe.poll():
         loop = asyncio.get_running_loop()
         readable: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(pipe.fileno(), _wake, readable)
+        handle = pipe.fileno()
+        loop.add_reader(handle, _wake, readable)
         try:
             await readable
         finally:
-            loop.remove_reader(pipe.fileno())
+            loop.remove_reader(handle)
     return pipe.recv()
 
 
