@@ -13,6 +13,8 @@ from pathlib import Path
 from archiver.config import Settings
 from archiver.engine.activity import ActivityLedger
 from archiver.engine.context import ProgressHook
+from archiver.engine.erasures import load_erasure
+from archiver.engine.forgetting import ForgetReport, forget_window
 from archiver.engine.planner import PLANS_PREFIX, PlannedUnit, plan_units, write_manifest
 from archiver.engine.policies import current_policy, with_policy
 from archiver.engine.processes import compact_in_processes
@@ -24,6 +26,7 @@ from archiver.engine.units import UnitScope, shard_key
 from archiver.engine.verify import VerifyReport
 from archiver.engine.verify import verify as verify_window
 from archiver.engine.writer import BufferBudget
+from archiver.formats.erasure import Erasure
 from archiver.formats.records import ActivityEvent
 from archiver.formats.redaction import redact_row
 from archiver.storage.location import is_within
@@ -32,6 +35,7 @@ from archiver.storage.store import ObjectStore
 __all__ = [
     "PLANS_PREFIX",
     "ActivitySink",
+    "ForgetReport",
     "PlannedUnit",
     "RedactReport",
     "RunReport",
@@ -42,6 +46,7 @@ __all__ = [
     "compact",
     "compact_keys",
     "compact_urls",
+    "forget",
     "is_within",
     "open_stores",
     "plan",
@@ -137,6 +142,20 @@ async def redact(dest: ObjectStore, settings: Settings, *, clock: Clock = utc_no
     return await redact_window(dest, settings, int(clock().timestamp() * 1_000_000))
 
 
+async def forget(
+    dest: ObjectStore,
+    settings: Settings,
+    kind: str,
+    identifier: str,
+    *,
+    dry_run: bool = False,
+    clock: Clock = utc_now,
+) -> ForgetReport:
+    """Erase one person (`kind` "user_id" or "email") from the window, from the archive alone, exactly once;
+    `dry_run` reports what would change and changes nothing."""
+    return await forget_window(dest, settings, kind, identifier, clock(), dry_run=dry_run)
+
+
 class ActivitySink:
     """The archive's activity ledger, for events that come from elsewhere than the bucket (the API)."""
 
@@ -147,10 +166,13 @@ class ActivitySink:
         )
         self._clock = clock
         self._policy = current_policy(settings)
+        self.erasure: Erasure | None = None
 
     async def commit(self, events: Sequence[ActivityEvent]) -> int:
-        """Archive the events (under the redaction policy), one row per event whatever else holds a copy;
-        return the rows added."""
+        """Archive the events (the archive's erasures applied, under the redaction policy), one row per
+        event whatever else holds a copy; return the rows added."""
+        if self.erasure:
+            self.erasure.erase_events(events)
         for event in events:
             redact_row(self._policy, "activity", event.row)
         now_us = int(self._clock().timestamp() * 1_000_000)
@@ -162,7 +184,9 @@ class ActivitySink:
 
 async def activity_sink(dest: ObjectStore, settings: Settings, *, clock: Clock = utc_now) -> ActivitySink:
     """Where `pull-activity` archives API events: the same per-day ledgers the stream's events use."""
-    return ActivitySink(dest, settings, clock)
+    sink = ActivitySink(dest, settings, clock)
+    sink.erasure = await load_erasure(dest, current_policy(settings))
+    return sink
 
 
 async def write_plan(dest: ObjectStore, units: Sequence[PlannedUnit], name: str) -> str:

@@ -23,6 +23,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from archiver.engine.fetcher import ByteBudget, FetchResult
+from archiver.formats.erasure import Erasure
 from archiver.formats.layout import KeyInfo, parse_key
 from archiver.formats.normalize import read_object
 from archiver.formats.policy import DEFAULT_POLICY, Policy
@@ -69,12 +70,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def parse_batch(items: list[Item], policy: Policy = DEFAULT_POLICY) -> list[ParsedObject]:
-    """Runs in a worker process: rows leave it already under the run's redaction policy."""
-    return [
-        redact_parsed(policy, read_object(body, key=key, etag=etag, key_info=info))
-        for body, key, etag, info in items
-    ]
+def parse_batch(
+    items: list[Item], policy: Policy = DEFAULT_POLICY, erasure: Erasure | None = None
+) -> list[ParsedObject]:
+    """Runs in a worker process: rows leave it with the archive's erasures applied (on the values as they
+    came), then under the run's redaction policy."""
+    parsed = [read_object(body, key=key, etag=etag, key_info=info) for body, key, etag, info in items]
+    if erasure:
+        parsed = [erasure.erase_parsed(one) for one in parsed]
+    return [redact_parsed(policy, one) for one in parsed]
 
 
 def _item(result: FetchResult) -> Item | None:
@@ -90,6 +94,8 @@ class Parser:
     def __init__(self, workers: int, policy: Policy = DEFAULT_POLICY) -> None:
         self.workers = workers
         self.policy = policy
+        self.erasure: Erasure | None = None
+        """The archive's erasures (`forget`), set once the run has read them."""
         self._pool: Executor | None = None
 
     def _executor(self) -> Executor:
@@ -126,7 +132,7 @@ class Parser:
             async for result in results:
                 item = _item(result)
                 try:
-                    yield result, None if item is None else parse_batch([item], self.policy)[0]
+                    yield result, None if item is None else parse_batch([item], self.policy, self.erasure)[0]
                 finally:
                     result.release()
             return
@@ -147,7 +153,7 @@ class Parser:
             if not batch:
                 return
             items = [item for result in batch if (item := _item(result)) is not None]
-            future = loop.run_in_executor(pool, parse_batch, items, self.policy)
+            future = loop.run_in_executor(pool, parse_batch, items, self.policy, self.erasure)
             # Parsed bodies give their bytes back at once, not when the consumer gets to them: a
             # read that waits for room must never wait on this stream's consumer.
             future.add_done_callback(functools.partial(_release_all, batch))

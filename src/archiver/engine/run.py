@@ -22,6 +22,7 @@ from pathlib import Path
 from archiver.config import Settings
 from archiver.engine import ledger
 from archiver.engine.context import ProgressHook, RunContext, ledger_listings
+from archiver.engine.erasures import load_erasure
 from archiver.engine.listing import SourcePlan, Window, plan_source
 from archiver.engine.parsing import Parser
 from archiver.engine.policies import current_policy
@@ -92,6 +93,7 @@ class Run:
     async def run(self) -> RunReport:
         started = time.perf_counter()
         try:
+            await self._read_erasures()
             window = await self.watermark.window(self.ctx.settings)
             self.report.window = {
                 "since": window.since.isoformat() if window.since else None,
@@ -121,6 +123,7 @@ class Run:
         """Archive named source keys: HEAD each, route it through its root's unit tree; no source LIST."""
         started = time.perf_counter()
         try:
+            await self._read_erasures()
             infos = await self._inspect(keys)
             by_root: dict[str, list[ObjectInfo]] = {}
             for info in infos:
@@ -164,6 +167,10 @@ class Run:
         for unit in sorted(by_unit):
             work.pending += 1
             await self._archive_batch(worker, work, Batch(tree, unit, by_unit[unit]))
+
+    async def _read_erasures(self) -> None:
+        """The archive's erasures, applied to every row this run parses (`erasures.py`)."""
+        self.ctx.parser.erasure = await load_erasure(self.ctx.dest, current_policy(self.ctx.settings))
 
     async def _read_ledgers(self, window: Window) -> None:
         await self.ctx.ledgers.read(self.ctx.dest, ledger_listings(window.since))
