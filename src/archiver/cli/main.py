@@ -480,9 +480,9 @@ def _forget(args: argparse.Namespace) -> int:
     else:
         removed = sum(n for days in report.removed.values() for n in days.values())
         masked = sum(n for days in report.masked.values() for n in days.values())
-        verb = "would remove" if report.dry_run else "removed"
+        remove, mask = ("would remove", "mask") if report.dry_run else ("removed", "masked")
         print(
-            f"{verb} {removed} rows and mask {masked} rows in {report.units_changed} of "
+            f"{remove} {removed} rows and {mask} {masked} rows in {report.units_changed} of "
             f"{report.units_checked} units ({report.files_rewritten} files); erasure log: "
             f"{report.erasure_log if not report.dry_run else 'not written (dry run)'}"
         )
