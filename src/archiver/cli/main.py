@@ -2,7 +2,8 @@
 
 Exit codes: 0 the run finished (quarantined objects included); 2 bad arguments or
 settings; 3 storage unreachable, missing or denied; 4 the run finished but some
-objects could not be read after retries (they are named; the next run retries them);
+objects could not be read after retries (they are named; the next run retries
+them), or a unit's ledger file is malformed (the unit and the file are named);
 5 `verify` found a gap.
 """
 
@@ -24,7 +25,7 @@ import orjson
 from archiver import __version__
 from archiver.cli.logs import configure_logging
 from archiver.config import Settings, parse_date, settings_from_env
-from archiver.errors import ArchiverError, ConfigError, StorageError
+from archiver.errors import ArchiverError, ConfigError, LedgerFormatError, StorageError
 
 if TYPE_CHECKING:
     from archiver.engine.api import ForgetReport, RedactReport, RunReport, UnitScope, VerifyReport
@@ -154,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(EXIT_USAGE, str(error))
     except StorageError as error:
         return _fail(EXIT_STORAGE, str(error))
+    except LedgerFormatError as error:  # names the unit and the file: fix or remove it
+        return _fail(EXIT_UNREAD, str(error))
     except ArchiverError as error:
         return _fail(EXIT_STORAGE if error.retryable else EXIT_USAGE, str(error))
     except KeyboardInterrupt:
@@ -242,12 +245,17 @@ def _verify(args: argparse.Namespace) -> int:
             f"checked {report.objects_checked} objects in {report.units} units: "
             f"{report.objects_archived} archived, {report.objects_quarantined} quarantined; "
             f"{len(report.not_archived)} not archived, {len(report.stale)} stale, "
-            f"{len(report.missing_files)} missing files, {len(report.orphan_files)} orphan files"
+            f"{len(report.missing_files)} missing files, {len(report.damaged_files)} damaged files, "
+            f"{len(report.orphan_files)} orphan files"
         )
+    if report.failures:
+        units = [failure["unit"] for failure in report.failures]
+        more = f" and {len(units) - 3} more" if len(units) > 3 else ""
+        listed = f"{len(units)} units could not be verified: {', '.join(units[:3])}{more}"
+        return _fail(EXIT_UNREAD, f"{listed}; first error: {report.failures[0]['error']}")
     if report.ok:
         return EXIT_OK
-    problems = report.not_archived + report.stale + report.missing_files + report.orphan_files
-    return _fail(EXIT_GAP, f"the archive has gaps, first: {problems[0]}")
+    return _fail(EXIT_GAP, f"the archive has gaps, first: {report.problems()[0]}")
 
 
 async def _run_verify(source_url: str, dest_url: str, settings: Settings) -> VerifyReport:

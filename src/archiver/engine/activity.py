@@ -36,7 +36,7 @@ from archiver.engine import ledger
 from archiver.engine.commit import Committer, Generation
 from archiver.engine.compaction import Rewriter, rewrite
 from archiver.engine.identity import event_identity
-from archiver.engine.index import merge_segments, read_head, segments_to_merge
+from archiver.engine.index import merge_segments, read_head, read_segments, segments_to_merge
 from archiver.engine.ledger import FileRef, Head, LedgerFormatError, Retired, SegmentRef
 from archiver.engine.policies import current_policy
 from archiver.engine.writer import BufferBudget, Compression, UnitWriter
@@ -243,9 +243,8 @@ class ActivityLedger:
     async def _index(
         self, head: Head
     ) -> tuple[dict[str, list[ActivityEntry]], dict[str, list[ActivityEntry]]]:
-        segments = {}
-        for segment in head.segments:
-            segments[segment.key] = decode_entries((await self.dest.get(segment.key)).body)
+        loaded = await read_segments(self.dest, head, decode_entries)
+        segments = {segment.key: entries for segment, entries in zip(head.segments, loaded, strict=True)}
         merged = merge_segments(list(segments.values()))
         live = {key: [entry for entry in entries if entry.file] for key, entries in merged.items()}
         return {key: entries for key, entries in live.items() if entries}, segments

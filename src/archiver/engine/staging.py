@@ -32,8 +32,9 @@ async def stage_generation(
 ) -> Generation | None:
     """The generation the builder describes, with files rewritten and the head to publish; None if empty.
 
-    `missing` names committed files deleted from the archive: they leave the head
-    (their rows come back through the objects re-read into this generation).
+    `missing` names committed files deleted from the archive or damaged in it: they
+    leave the head (their rows come back through the objects re-read into this
+    generation), and a damaged one is deleted after the commit.
     """
     head = state.head
     new_files = builder.writer.close()
@@ -98,6 +99,7 @@ async def stage_generation(
         segment_body=ledger.encode_index(body_entries),
         dropped_segments=dropped,
         expired=[item.key for item in expired],
+        discarded=sorted((missing or set()) & head.file_keys()),
     )
 
 
