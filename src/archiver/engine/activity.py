@@ -37,7 +37,7 @@ from archiver.engine.commit import Committer, Generation
 from archiver.engine.compaction import Rewriter, rewrite
 from archiver.engine.identity import event_identity
 from archiver.engine.index import merge_segments, read_head, read_segments, segments_to_merge
-from archiver.engine.ledger import FileRef, Head, LedgerFormatError, Retired, SegmentRef
+from archiver.engine.ledger import FileRef, Head, LedgerFormatError, Retired, SegmentRef, split_retired
 from archiver.engine.policies import current_policy
 from archiver.engine.writer import BufferBudget, Compression, UnitWriter
 from archiver.errors import ArchiverError, NotFoundError
@@ -189,6 +189,8 @@ class ActivityLedger:
         self.locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.conflicts = 0
         self.files_written = 0
+        self.published_tables = False
+        """Superseded files belong to the Iceberg publisher (see `publish.mode`); set by the owner."""
 
     async def commit(self, events: Sequence[ActivityEvent], now_us: int, withdrawn: Withdrawn = ()) -> int:
         """Archive the events; return how many rows are new (an event held before adds none).
@@ -296,9 +298,12 @@ class ActivityLedger:
             dropped = [segment.key for segment in older]
             appended = [s for s in head.segments if s not in older] + [SegmentRef(segment_key, len(entries))]
         kept = [ref for ref in head.files if ref.key not in rewritten.mapping]
-        retired = head.retired + [Retired(key, now_us) for key in rewritten.replaced]
-        grace_us = self.settings.retire_grace_seconds * 1_000_000
-        expired = [item for item in retired if now_us - item.since_us >= grace_us]
+        retired, expired = split_retired(
+            head.retired + [Retired(key, now_us) for key in rewritten.replaced],
+            now_us,
+            self.settings.retire_grace_seconds * 1_000_000,
+            published_tables=self.published_tables,
+        )
         new_head = Head(
             unit=head.unit,
             generation=number,
@@ -307,7 +312,7 @@ class ActivityLedger:
                 kept + [FileRef(f.key, f.table, f.rows, f.bytes, f.policies) for f in rewritten.uploads],
                 key=_key,
             ),
-            retired=[item for item in retired if item not in expired],
+            retired=retired,
             lineage=[*head.lineage, token][-ledger.LINEAGE :],
         )
         added = sum(max(0, len(group) - len(index.get(key, []))) for key, group in change.touched.items())

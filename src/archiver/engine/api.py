@@ -2,6 +2,8 @@
 
 Entry points open stores with `open_stores`, then call `compact`, `compact_keys`,
 `plan` or `verify`, and turn the report they get back into their own output.
+`publish` brings the archive's Iceberg tables to the ledger's state (a handler calls
+`publish(dest_url, settings)` after its work, or on its own schedule).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import pyarrow as pa
 
 from archiver.config import Settings
 from archiver.engine.activity import ActivityLedger
@@ -18,14 +22,17 @@ from archiver.engine.forgetting import ForgetReport, forget_window
 from archiver.engine.planner import PLANS_PREFIX, PlannedUnit, plan_units, write_manifest
 from archiver.engine.policies import current_policy, with_policy
 from archiver.engine.processes import compact_in_processes
+from archiver.engine.publish.mode import tables_published
+from archiver.engine.publish.report import PublishError, PublishReport
 from archiver.engine.report import RunReport
 from archiver.engine.rewriting import RedactReport, redact_window
 from archiver.engine.run import Clock, Run, cpu_count, utc_now
-from archiver.engine.stores import check_dest_apart, open_stores
+from archiver.engine.stores import check_dest_apart, open_stores, open_url
 from archiver.engine.units import UnitScope, shard_key
 from archiver.engine.verify import VerifyReport
 from archiver.engine.verify import verify as verify_window
 from archiver.engine.writer import BufferBudget
+from archiver.errors import ArchiverError
 from archiver.formats.erasure import Erasure
 from archiver.formats.records import ActivityEvent
 from archiver.formats.redaction import redact_row
@@ -37,6 +44,8 @@ __all__ = [
     "ActivitySink",
     "ForgetReport",
     "PlannedUnit",
+    "PublishError",
+    "PublishReport",
     "RedactReport",
     "RunReport",
     "UnitScope",
@@ -47,9 +56,14 @@ __all__ = [
     "compact_keys",
     "compact_urls",
     "forget",
+    "forget_url",
     "is_within",
     "open_stores",
     "plan",
+    "publish",
+    "publish_store",
+    "publishes",
+    "read_table",
     "redact",
     "shard_key",
     "verify",
@@ -95,12 +109,72 @@ async def compact_urls(
     is SOURCE or lies inside it is refused first (`ConfigError`).
     """
     check_dest_apart(source_url, dest_url)
+    whole = scope is None or scope.everything
     workers = settings.parse_workers or cpu_count()
-    if workers > 1 and (scope is None or scope.everything):
-        return await compact_in_processes(source_url, dest_url, settings, workers, clock(), progress)
-    async with open_stores(source_url, dest_url, settings) as (source, dest):
-        assert dest is not None
-        return await compact(source, dest, settings, scope=scope, progress=progress, clock=clock)
+    if workers > 1 and whole:
+        report = await compact_in_processes(source_url, dest_url, settings, workers, clock(), progress)
+    else:
+        async with open_stores(source_url, dest_url, settings) as (source, dest):
+            assert dest is not None
+            report = await compact(source, dest, settings, scope=scope, progress=progress, clock=clock)
+    if whole and publishes(dest_url, settings):
+        await _publish_after(report, dest_url, settings)
+    return report
+
+
+async def _publish_after(report: RunReport, dest_url: str, settings: Settings) -> None:
+    """A whole run ends by publishing the tables (a unit or shard of a larger run leaves it to its driver)."""
+    try:
+        published = await publish(dest_url, settings)
+    except ArchiverError as error:
+        report.failures.append({"publish": dest_url, "error": str(error), "kind": type(error).__name__})
+        return
+    report.publish = published.as_dict()
+    report.failures.extend(published.failures)
+
+
+def publishes(dest_url: str, settings: Settings) -> bool:
+    """Whether the archive at `dest_url` has Iceberg tables: a catalog is named, or DEST is local."""
+    return settings.catalog is not None or not dest_url.startswith("s3://")
+
+
+async def publish(
+    dest_url: str, settings: Settings, *, rebuild: bool = False, clock: Clock = utc_now
+) -> PublishReport:
+    """Bring the Iceberg tables of the archive at `dest_url` to its ledger's state.
+
+    Idempotent: a second call commits nothing. `rebuild` recreates the tables from the
+    ledger alone. An S3 archive with no catalog named publishes nothing and says so in
+    the report's `notes`. Usable from a Lambda handler (one publisher at a time).
+    """
+    dest = await open_url(dest_url, settings, create=False)
+    try:
+        return await publish_store(dest, settings, rebuild=rebuild, clock=clock)
+    finally:
+        await dest.close()
+
+
+def read_table(dest: ObjectStore, settings: Settings, table: str, snapshot_id: int | None = None) -> pa.Table:
+    """A published table's rows through its catalog (current snapshot, or `snapshot_id`)."""
+    from archiver.engine.publish.reading import read_table as read_published
+
+    return read_published(dest, settings, table, snapshot_id)
+
+
+async def publish_store(
+    dest: ObjectStore, settings: Settings, *, rebuild: bool = False, clock: Clock = utc_now
+) -> PublishReport:
+    """`publish` for an open destination store (`clock` decides which snapshots are past the retention)."""
+    from archiver.engine.publish.publisher import publish as publish_tables
+
+    try:
+        return await publish_tables(dest, settings, rebuild=rebuild, now=clock())
+    except ArchiverError:
+        raise
+    except Exception as error:  # the catalog's own errors (pyiceberg, SQLAlchemy, botocore): one line
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        hint = "" if rebuild else " (a lost or damaged catalog entry: publish --rebuild)"
+        raise PublishError(f"publishing the Iceberg tables failed: {message}{hint}") from error
 
 
 async def compact_keys(
@@ -156,6 +230,30 @@ async def forget(
     return await forget_window(dest, settings, kind, identifier, clock(), dry_run=dry_run)
 
 
+async def forget_url(
+    dest_url: str,
+    settings: Settings,
+    kind: str,
+    identifier: str,
+    *,
+    dry_run: bool = False,
+    clock: Clock = utc_now,
+) -> ForgetReport:
+    """`forget` from a URL; where the archive has Iceberg tables, the rewrite is then published (its new
+    snapshots), so older snapshots holding the erased values start to age out."""
+    async with open_stores(dest_url, None, settings) as (dest, _):
+        report = await forget(dest, settings, kind, identifier, dry_run=dry_run, clock=clock)
+    if not dry_run and publishes(dest_url, settings):
+        try:
+            published = await publish(dest_url, settings, clock=clock)
+        except ArchiverError as error:
+            report.failures.append({"publish": dest_url, "error": str(error), "kind": type(error).__name__})
+            return report
+        report.publish = published.as_dict()
+        report.failures.extend(published.failures)
+    return report
+
+
 class ActivitySink:
     """The archive's activity ledger, for events that come from elsewhere than the bucket (the API)."""
 
@@ -167,10 +265,16 @@ class ActivitySink:
         self._clock = clock
         self._policy = current_policy(settings)
         self.erasure: Erasure | None = None
+        self._dest = dest
+        self._settings = settings
+        self._owner_known = False
 
     async def commit(self, events: Sequence[ActivityEvent]) -> int:
         """Archive the events (the archive's erasures applied, under the redaction policy), one row per
         event whatever else holds a copy; return the rows added."""
+        if not self._owner_known:
+            self._ledger.published_tables = await tables_published(self._dest, self._settings)
+            self._owner_known = True
         if self.erasure:
             self.erasure.erase_events(events)
         for event in events:

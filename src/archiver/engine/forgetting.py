@@ -70,9 +70,12 @@ class ForgetReport:
     commit_conflicts: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     window: dict[str, str | None] = field(default_factory=dict)
+    publish: dict[str, object] | None = None
+    """The Iceberg publish that followed, where the archive has tables (the rewrite's new snapshots)."""
 
     def as_dict(self) -> dict[str, object]:
         return {
+            "publish": self.publish,
             "kind": self.kind,
             "subject": self.subject,
             "dry_run": self.dry_run,
@@ -165,6 +168,7 @@ async def _erase_units(
     workdir = Path(tempfile.mkdtemp(prefix="archiver-forget-"))
     try:
         eraser = _Eraser(dest, settings, policy, workdir, int(now.timestamp() * 1_000_000), erasure, report)
+        await eraser.prepare()
         for unit in await units_in_window(dest, record.since, record.until):
             report.units_checked += 1
             try:

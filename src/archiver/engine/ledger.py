@@ -161,10 +161,28 @@ class SegmentRef:
 
 @dataclass(frozen=True, slots=True)
 class Retired:
-    """A data file a commit stopped referring to, deleted once `since_us` is older than the grace period."""
+    """A data file a commit stopped referring to.
+
+    Without Iceberg tables it is deleted once `since_us` is older than the grace period
+    (none by default). With them the publisher owns it: `published` is set before a
+    table commit removes the file from a snapshot, so from then on the table's snapshot
+    history says when it may go; a file never published goes as soon as the publisher
+    sees it (see `engine/publish/superseded.py`).
+    """
 
     key: str
     since_us: int
+    published: bool = False
+
+
+def split_retired(
+    retired: list[Retired], now_us: int, grace_us: int, *, published_tables: bool
+) -> tuple[list[Retired], list[Retired]]:
+    """(kept, due): with Iceberg tables the publisher decides, so nothing is due here."""
+    if published_tables:
+        return list(retired), []
+    due = [item for item in retired if now_us - item.since_us >= grace_us]
+    return [item for item in retired if item not in due], due
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +238,7 @@ def encode_head(head: Head) -> bytes:
             "children": [{"unit": child.unit, "lo": child.lo} for child in head.children],
             "segments": [{"key": s.key, "entries": s.entries} for s in head.segments],
             "files": [_encode_file(f) for f in head.files],
-            "retired": [{"key": r.key, "since_us": r.since_us} for r in head.retired],
+            "retired": [_encode_retired(r) for r in head.retired],
             "lineage": head.lineage,
         },
         option=orjson.OPT_INDENT_2,
@@ -231,6 +249,13 @@ def _encode_file(ref: FileRef) -> dict[str, object]:
     encoded: dict[str, object] = {"key": ref.key, "table": ref.table, "rows": ref.rows, "bytes": ref.bytes}
     if ref.policies:
         encoded["policies"] = list(ref.policies)
+    return encoded
+
+
+def _encode_retired(item: Retired) -> dict[str, object]:
+    encoded: dict[str, object] = {"key": item.key, "since_us": item.since_us}
+    if item.published:
+        encoded["published"] = True
     return encoded
 
 
@@ -252,7 +277,10 @@ def decode_head(data: bytes) -> Head:
                 FileRef(f["key"], f["table"], int(f["rows"]), int(f["bytes"]), tuple(f.get("policies", ())))
                 for f in raw.get("files", [])
             ],
-            retired=[Retired(str(r["key"]), int(r["since_us"])) for r in raw.get("retired", [])],
+            retired=[
+                Retired(str(r["key"]), int(r["since_us"]), bool(r.get("published", False)))
+                for r in raw.get("retired", [])
+            ],
             lineage=[str(token) for token in raw.get("lineage", [])],
         )
         expected = [f"{head.unit}.{index}" for index in range(len(head.children))]

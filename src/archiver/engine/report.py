@@ -40,6 +40,8 @@ class RunReport:
     """The digest of the redaction policy this run wrote rows under."""
     by_store: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per store ("source", "dest"): requests by kind plus bytes_read and bytes_written."""
+    publish: dict[str, object] | None = None
+    """The publish that ended the run (`PublishReport.as_dict`), when the archive has Iceberg tables."""
     days: list[str] = field(default_factory=list)
     """The roots the run went through (not in the JSON report: the watermark is computed from it)."""
 
@@ -107,7 +109,7 @@ class RunReport:
             "policy": self.policy,
             "by_store": {role: dict(use) for role, use in self.by_store.items()},
             "failures": self.failures[:MAX_LISTED],
-        }
+        } | ({"publish": self.publish} if self.publish is not None else {})
 
 
 def _add_counts(total: dict[str, int], more: Mapping[str, int]) -> None:

@@ -37,8 +37,9 @@ from archiver.engine.activity import (
 from archiver.engine.commit import Committer, Generation
 from archiver.engine.compaction import Rewriter
 from archiver.engine.index import merge_segments, read_head, read_index
-from archiver.engine.ledger import FileRef, Head, Retired, SegmentRef
+from archiver.engine.ledger import FileRef, Head, Retired, SegmentRef, split_retired
 from archiver.engine.policies import current_policy
+from archiver.engine.publish.mode import tables_published
 from archiver.engine.staging import segment_entries
 from archiver.engine.units import root_date
 from archiver.engine.writer import BufferBudget, Compression, UnitWriter, WrittenFile
@@ -94,6 +95,7 @@ async def redact_window(dest: ObjectStore, settings: Settings, now_us: int) -> R
     workdir = Path(tempfile.mkdtemp(prefix="archiver-redact-"))
     try:
         rewriter = _Redactor(dest, settings, policy, workdir, now_us, report)
+        await rewriter.prepare()
         for unit in await units_in_window(dest, settings.since, settings.until):
             report.units_checked += 1
             try:
@@ -148,6 +150,12 @@ class UnitRewriter:
         self.conflicts = 0
         self.index_changes = False
         """Set by `select`: the unit's index must be rewritten even if no file is."""
+        self.published_tables = False
+        """The archive has Iceberg tables: superseded files are the publisher's to delete (see `prepare`)."""
+
+    async def prepare(self) -> None:
+        """Learn who deletes superseded files: this rewrite (after the grace period) or the publisher."""
+        self.published_tables = await tables_published(self.dest, self.settings)
 
     async def rewrite(self, unit: str) -> None:
         try:
@@ -244,6 +252,12 @@ class UnitRewriter:
         segment_key = ledger.segment_key(head.unit, number, token)
         body, entries, replaced = await self.segment(head, mapping)
         kept = [ref for ref in head.files if ref.key not in mapping]
+        retired, expired = split_retired(
+            head.retired + [Retired(key, self.now_us) for key in mapping],
+            self.now_us,
+            self.settings.retire_grace_seconds * 1_000_000,
+            published_tables=self.published_tables,
+        )
         new_head = Head(
             unit=head.unit,
             generation=number,
@@ -255,7 +269,7 @@ class UnitRewriter:
                 kept + [FileRef(f.key, f.table, f.rows, f.bytes, f.policies) for f in uploads],
                 key=lambda ref: ref.key,
             ),
-            retired=head.retired + [Retired(key, self.now_us) for key in mapping],
+            retired=retired,
             lineage=[*head.lineage, token][-ledger.LINEAGE :],
         )
         return Generation(
@@ -266,6 +280,7 @@ class UnitRewriter:
             segment_key=segment_key,
             segment_body=body,
             dropped_segments=replaced,
+            expired=[item.key for item in expired],
         )
 
     async def segment(self, head: Head, mapping: dict[str, list[str]]) -> tuple[bytes, int, list[str]]:

@@ -26,6 +26,7 @@ from archiver.engine.erasures import load_erasure
 from archiver.engine.listing import SourcePlan, Window, plan_source
 from archiver.engine.parsing import Parser
 from archiver.engine.policies import current_policy
+from archiver.engine.publish.mode import tables_published
 from archiver.engine.report import RunReport
 from archiver.engine.routing import Batch, RootPass, load_tree
 from archiver.engine.units import UnitScope, folder_of, root_of, root_of_key, unit_day
@@ -94,6 +95,7 @@ class Run:
         started = time.perf_counter()
         try:
             await self._read_erasures()
+            await self._ownership()
             window = await self.watermark.window(self.ctx.settings)
             self.report.window = {
                 "since": window.since.isoformat() if window.since else None,
@@ -124,6 +126,7 @@ class Run:
         started = time.perf_counter()
         try:
             await self._read_erasures()
+            await self._ownership()
             infos = await self._inspect(keys)
             by_root: dict[str, list[ObjectInfo]] = {}
             for info in infos:
@@ -135,6 +138,11 @@ class Run:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self._finish_counts(started)
         return self.report
+
+    async def _ownership(self) -> None:
+        """Who deletes superseded files: this run, or the Iceberg publisher (the archive has tables)."""
+        published = await tables_published(self.ctx.dest, self.ctx.settings)
+        self.ctx.published_tables = self.ctx.activity.published_tables = published
 
     async def _inspect(self, keys: list[str]) -> list[ObjectInfo]:
         """The keys' current size and ETag; gone or non-JSON keys are skipped."""
@@ -258,7 +266,8 @@ class Run:
 
     async def _settle(self, batch: Batch) -> None:
         """Remember that the unit holds every object of this batch, so an unchanged batch skips its index."""
-        if batch.digest is None or batch.tree.state(batch.unit).head.retired:
+        retired = batch.tree.state(batch.unit).head.retired and not self.ctx.published_tables
+        if batch.digest is None or retired:
             return
         marker = ledger.settled_key(batch.unit, batch.digest)
         known = self.ctx.ledgers.of(batch.unit)

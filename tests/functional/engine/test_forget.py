@@ -16,7 +16,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from archiver.config import Settings
-from archiver.engine.api import ForgetReport, activity_sink, compact, forget
+from archiver.engine.api import (
+    ForgetReport,
+    activity_sink,
+    compact,
+    compact_urls,
+    forget,
+    forget_url,
+    publish,
+)
 from archiver.errors import ConfigError
 from archiver.formats.policy import DEFAULT_POLICY
 from archiver.formats.records import ActivityEvent
@@ -273,3 +281,39 @@ def test_forget_and_later_runs_need_the_key_the_erasures_were_made_with(
     for policy in (DEFAULT_POLICY, replace(DEFAULT_POLICY, key=b"another key")):
         with pytest.raises(ConfigError, match="ARCHIVER_POLICY_KEY"):
             asyncio.run(compact(LocalStore(source), LocalStore(dest), replace(SETTINGS, policy=policy)))
+
+
+def test_after_the_snapshot_retention_no_file_under_dest_holds_their_address(
+    source: Path, tmp_path: Path
+) -> None:
+    # GIVEN an archive with Iceberg tables (a local DEST carries its catalog) and a short snapshot retention
+    dest = tmp_path / "archive"
+    dest.mkdir()
+    settings = replace(SETTINGS, snapshot_retention_seconds=60)
+    start = dt.datetime.now(dt.UTC)
+    archived = asyncio.run(compact_urls(str(source), str(dest), settings, clock=lambda: start))
+    assert archived.failures == [] and archived.publish
+    email = _an_email(dest)
+    # WHEN the person is forgotten (the rewrite published as a new snapshot) ...
+    report = asyncio.run(forget_url(str(dest), settings, "email", email, clock=lambda: start))
+    assert report.failures == [] and report.publish
+    # THEN older snapshots can still read them (time travel), so their files are still there
+    assert _files_naming(dest, email)
+    # WHEN the retention has passed and the tables are published again
+    later = start + dt.timedelta(minutes=5)
+    asyncio.run(publish(str(dest), settings, clock=lambda: later))
+    # THEN no file under DEST holds their address any more: data files read row by row, the rest byte by byte
+    assert _files_naming(dest, email) == []
+    assert not [row for table in ERASED for row in committed_rows(dest, table) if _names(row, email)]
+
+
+def _files_naming(dest: Path, email: str) -> list[str]:
+    found = []
+    for path in sorted(p for p in dest.rglob("*") if p.is_file()):
+        if path.suffix == ".parquet":
+            text = repr(pq.read_table(path).to_pylist()).lower()
+        else:
+            text = path.read_bytes().decode("utf-8", "replace").lower()
+        if email in text:
+            found.append(str(path.relative_to(dest)))
+    return found
