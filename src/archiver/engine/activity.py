@@ -86,13 +86,14 @@ _SCHEMA = pa.schema(
 )
 
 
-def encode_entries(entries: Iterable[ActivityEntry]) -> bytes:
+def encode_entries(entries: Iterable[ActivityEntry], uploads: Iterable[str] = ()) -> bytes:
+    """One activity segment, naming the data files its commit uploads."""
     ordered = sorted(entries, key=lambda e: (e.key, e.event_id or "", e.source_key))
     table = pa.Table.from_pydict(
         {name: [getattr(entry, name) for entry in ordered] for name in _SCHEMA.names}, schema=_SCHEMA
     )
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(ledger.with_uploads(table, uploads), sink, compression="zstd")
     return sink.getvalue()
 
 
@@ -322,7 +323,8 @@ class ActivityLedger:
             token=token,
             uploads=rewritten.uploads,
             segment_key=segment_key,
-            segment_body=encode_entries(entries),
+            segment_body=encode_entries(entries, [written.key for written in rewritten.uploads]),
+            segment_lists_uploads=True,
             dropped_segments=dropped,
             expired=[item.key for item in expired],
         )
@@ -342,9 +344,9 @@ class ActivityLedger:
         )
 
     async def _sweep(self, head: Head) -> None:
-        """Leftovers of crashed attempts on this day's ledger (usually nothing: one LIST)."""
+        """Leftovers of crashed attempts on this day's ledger: intents and stray segments (one LIST)."""
         keys: list[str] = []
-        async for page in self.dest.list_pages(ledger.unit_prefix(head.unit) + ledger.INTENT_PREFIX):
+        async for page in self.dest.list_pages(ledger.unit_prefix(head.unit)):
             keys.extend(info.key for info in page.objects)
         if keys:
             await self.committer.remove_leftovers(head, keys)

@@ -37,7 +37,7 @@ from archiver.formats.erasure import Erasure
 from archiver.formats.records import ActivityEvent
 from archiver.formats.redaction import redact_row
 from archiver.storage.location import is_within
-from archiver.storage.store import ObjectStore
+from archiver.storage.store import ObjectInfo, ObjectStore
 
 __all__ = [
     "PLANS_PREFIX",
@@ -183,16 +183,20 @@ async def compact_keys(
     settings: Settings,
     keys: Sequence[str],
     *,
+    described: Sequence[ObjectInfo] = (),
     clock: Clock = utc_now,
 ) -> RunReport:
     """Archive the given source keys (from S3 event notifications) without listing their days.
 
-    Keys that are gone or not JSON are counted as skipped. Keys that could not be
-    archived are in the report's `failures` (by key, or by the unit that failed)
+    `keys` are HEADed for their size and ETag; `described` objects are those whose
+    event already said both (an S3 notification or EventBridge event does), so they
+    are read with a GET alone: one that is gone answers the GET with a 404 as a HEAD
+    would. Keys that are gone or not JSON are counted as skipped. Keys that could not
+    be archived are in the report's `failures` (by key, or by the unit that failed)
     and in `unarchived_keys`.
     """
     run = Run(source, dest, settings, clock=clock)
-    return await run.run_keys(list(keys))
+    return await run.run_keys(list(keys), list(described))
 
 
 async def plan(source: ObjectStore, dest: ObjectStore | None, settings: Settings) -> list[PlannedUnit]:

@@ -11,10 +11,12 @@ Each unit (see `units.py`) has:
   changed. A commit writes one new segment with what it touched, so its cost
   follows the new work; segments are merged in bounded, size-tiered steps. For
   each source key the newest segment that mentions it holds its complete set of
-  entries.
-- `intent-*` records written before a commit's uploads (a crash leaves one
-  naming the files to remove) and `seen-*` markers: a scope whose listing has a
-  marker is fully archived, so a rerun can tell from a LIST alone.
+  entries. A segment also names, in its schema metadata, the data files its commit
+  uploads: it is written before them, so a crash leaves it to say what to remove.
+- `intent-*` records, written before the uploads of a commit that must also delete
+  files after it wins (retired files past their grace), so a crash after the win
+  still leaves them named; and `seen-*` markers: a scope whose listing has a marker
+  is fully archived, so a rerun can tell from a LIST alone.
 
 All of this is pure: encoding and decoding, no storage calls.
 """
@@ -93,6 +95,25 @@ def seen_key(unit: str, fingerprint: str) -> str:
 def settled_key(unit: str, fingerprint: str) -> str:
     """Marks that every object routed to the unit, as fingerprinted, is archived: its index is not read."""
     return f"{unit_prefix(unit)}{SETTLED_PREFIX}{fingerprint}"
+
+
+UPLOADS_METADATA = b"archiver.uploads"
+"""The schema metadata of a segment that names the data files its commit uploads (a JSON list)."""
+
+
+def with_uploads(table: pa.Table, uploads: Iterable[str]) -> pa.Table:
+    """A segment's table naming the data files its commit uploads."""
+    return table.replace_schema_metadata({UPLOADS_METADATA: orjson.dumps(sorted(uploads))})
+
+
+def segment_uploads(data: bytes) -> list[str]:
+    """The data files a segment's commit uploaded; [] when it names none or cannot be read."""
+    try:
+        metadata = pq.read_schema(io.BytesIO(data)).metadata or {}
+        named = orjson.loads(metadata.get(UPLOADS_METADATA, b"[]"))
+    except (pa.ArrowException, OSError, orjson.JSONDecodeError):
+        return []
+    return [key for key in named if isinstance(key, str)] if isinstance(named, list) else []
 
 
 def intent_key(unit: str, generation: int, token: str) -> str:
@@ -334,8 +355,8 @@ INDEX_SCHEMA = pa.schema(
 )
 
 
-def encode_index(entries: Iterable[IndexEntry]) -> bytes:
-    """One index segment as zstd Parquet, sorted by key."""
+def encode_index(entries: Iterable[IndexEntry], uploads: Iterable[str] = ()) -> bytes:
+    """One index segment as zstd Parquet, sorted by key, naming the data files its commit uploads."""
     ordered = sorted(entries, key=lambda entry: (entry.key, entry.user_id or "", entry.job_id or ""))
     ranks = [entry.rank for entry in ordered]
     table = pa.Table.from_arrays(
@@ -357,7 +378,7 @@ def encode_index(entries: Iterable[IndexEntry]) -> bytes:
         schema=INDEX_SCHEMA,
     )
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(with_uploads(table, uploads), sink, compression="zstd")
     return sink.getvalue()
 
 

@@ -121,13 +121,16 @@ class Run:
             self._finish_counts(started)
         return self.report
 
-    async def run_keys(self, keys: list[str]) -> RunReport:
-        """Archive named source keys: HEAD each, route it through its root's unit tree; no source LIST."""
+    async def run_keys(self, keys: list[str], described: list[ObjectInfo] | None = None) -> RunReport:
+        """Archive named source keys through their roots' unit trees; no source LIST.
+
+        `keys` are HEADed first; `described` objects (size and ETag from their event) are not.
+        """
         started = time.perf_counter()
         try:
             await self._read_erasures()
             await self._ownership()
-            infos = await self._inspect(keys)
+            infos = await self._inspect(keys, described or [])
             by_root: dict[str, list[ObjectInfo]] = {}
             for info in infos:
                 by_root.setdefault(root_of_key(info.key), []).append(info)
@@ -144,10 +147,12 @@ class Run:
         published = await tables_published(self.ctx.dest, self.ctx.settings)
         self.ctx.published_tables = self.ctx.activity.published_tables = published
 
-    async def _inspect(self, keys: list[str]) -> list[ObjectInfo]:
-        """The keys' current size and ETag; gone or non-JSON keys are skipped."""
+    async def _inspect(self, keys: list[str], described: list[ObjectInfo]) -> list[ObjectInfo]:
+        """Size and ETag of each object (HEAD for keys no event described); gone or non-JSON keys skipped."""
         gate = asyncio.Semaphore(max(1, self.ctx.settings.concurrency))
-        self.report.objects_listed += len(keys)
+        told = {info.key: info for info in described if is_json_key(info.key)}
+        asked = [key for key in dict.fromkeys(keys) if key not in told]
+        self.report.objects_listed += len(keys) + len(described)
 
         async def inspect(key: str) -> ObjectInfo | None:
             if not is_json_key(key):
@@ -155,10 +160,10 @@ class Run:
             async with gate:
                 return await self.ctx.source.head(key)
 
-        found = await asyncio.gather(*(inspect(key) for key in dict.fromkeys(keys)))
-        infos = sorted((info for info in found if info is not None), key=lambda info: info.key)
-        self.report.objects_skipped += len(keys) - len(infos)
-        return infos
+        found = await asyncio.gather(*(inspect(key) for key in asked))
+        infos = [*told.values(), *(info for info in found if info is not None)]
+        self.report.objects_skipped += len(keys) + len(described) - len(infos)
+        return sorted(infos, key=lambda info: info.key)
 
     async def _archive_keys(self, root: str, infos: list[ObjectInfo]) -> None:
         try:
@@ -171,7 +176,7 @@ class Run:
         for info in infos:
             by_unit.setdefault(tree.route(folder_of(info.key)), []).append(info)
         work = _RootWork(RootPass(self.ctx, SourcePlan(), root), listed=True)
-        worker = UnitWorker(self.ctx)
+        worker = UnitWorker(self.ctx, confirm_changed=True)
         for unit in sorted(by_unit):
             work.pending += 1
             await self._archive_batch(worker, work, Batch(tree, unit, by_unit[unit]))

@@ -23,6 +23,10 @@ from archiver.formats.schema import FILE_SCHEMAS, PARTITION_COLUMN, SORT_KEYS
 
 ROW_GROUP_BYTES = 32 * 1024 * 1024
 PAYLOAD_COLUMNS = frozenset({"input", "output", "details", "report", "error", "error_raw", "detail"})
+PLAIN_TABLES = frozenset({"jobs"})
+"""Tables written without dictionary encoding: `jobs` rows are sorted by user, recipe and start, so
+zstd alone packs their repeats; measured on the held-out corpus, its files come out about 12% smaller
+and are written in half the CPU time. (`job_lines` keeps dictionaries: without, 8% larger.)"""
 """JSON payloads: rarely repeated and possibly megabytes each, so no dictionary encoding."""
 CHUNK_ROWS = 1024
 """Row dicts are turned into a compact Arrow chunk at least this often."""
@@ -258,7 +262,11 @@ class PartitionWriter:
             compression=self.compression.codec,
             compression_level=self.compression.levels(self.schema),
             write_statistics=True,
-            use_dictionary=[name for name in self.schema.names if name not in PAYLOAD_COLUMNS],
+            use_dictionary=(
+                False
+                if self.table in PLAIN_TABLES
+                else [name for name in self.schema.names if name not in PAYLOAD_COLUMNS]
+            ),
         )
         self._current = _OpenFile(path=path, key=key, writer=writer)
 
