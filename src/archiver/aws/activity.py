@@ -26,19 +26,19 @@ pulled is left to the next invocation, which starts from the checkpoint.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 
 from archiver.aws.deployment import Location, check_no_loop, location_from_env
+from archiver.aws.policy import with_policy_from_env
 from archiver.aws.runtime import quiet_runner
+from archiver.aws.secrets import without_response_bodies_in_debug_logs
 from archiver.config import Settings, settings_from_env
 from archiver.errors import ApiAuthError, ConfigError
 from archiver.sources.activity_pull import PullReport, parse_managed_users, pull_activity
@@ -92,7 +92,7 @@ def activity_config_from_env(environ: Mapping[str, str] | None = None) -> Activi
         base_url=check_base_url(env.get(BASE_URL_VARIABLE, "")),
         managed_users=managed_users_from(env.get(MANAGED_USERS_VARIABLE, "")),
         token_source=token_source_from(env),
-        settings=settings_from_env(env),
+        settings=with_policy_from_env(settings_from_env(env), env),
     )
 
 
@@ -163,7 +163,7 @@ def read_token(source: TokenSource) -> str:
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
     try:
-        with _without_response_bodies_in_debug_logs():
+        with without_response_bodies_in_debug_logs():
             value = _fetch(source, refresh=_refresh_token)
     except GetParameterError as error:
         cause = " ".join(str(error).split())[:300]
@@ -178,21 +178,6 @@ def _fetch(source: TokenSource, *, refresh: bool) -> object:
     if source.kind == "secret":
         return parameters.get_secret(source.name, max_age=TOKEN_MAX_AGE_S, force_fetch=refresh)
     return parameters.get_parameter(source.name, decrypt=True, max_age=TOKEN_MAX_AGE_S, force_fetch=refresh)
-
-
-@contextmanager
-def _without_response_bodies_in_debug_logs() -> Iterator[None]:
-    """botocore logs every response body at DEBUG: the secret's holds the token. Not while it is read."""
-    parsers = logging.getLogger("botocore.parsers")
-
-    def drop(record: logging.LogRecord) -> bool:
-        return False
-
-    parsers.addFilter(drop)
-    try:
-        yield
-    finally:
-        parsers.removeFilter(drop)
 
 
 def forget_token() -> None:

@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from archiver.aws.policy import with_policy_from_env
 from archiver.config import Settings, settings_from_env
 from archiver.engine import api
 from archiver.errors import ConfigError
@@ -51,7 +52,7 @@ def deployment_from_env(environ: Mapping[str, str] | None = None) -> Deployment:
     source = location_from_env(env, "ARCHIVER_SOURCE")
     dest = location_from_env(env, "ARCHIVER_DEST")
     check_no_loop(source, dest)
-    settings = settings_from_env(env)
+    settings = with_policy_from_env(settings_from_env(env), env)
     after = _days(env, "ARCHIVER_VERIFY_AFTER_DAYS", settings.lookback_days + WORKATO_RETRY_DAYS)
     span = _days(env, "ARCHIVER_VERIFY_SPAN_DAYS", 3)
     if span < 1:

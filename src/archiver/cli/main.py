@@ -28,7 +28,14 @@ from archiver.config import Settings, parse_date, settings_from_env
 from archiver.errors import ArchiverError, ConfigError, LedgerFormatError, StorageError
 
 if TYPE_CHECKING:
-    from archiver.engine.api import PublishReport, RedactReport, RunReport, UnitScope, VerifyReport
+    from archiver.engine.api import (
+        ForgetReport,
+        PublishReport,
+        RedactReport,
+        RunReport,
+        UnitScope,
+        VerifyReport,
+    )
 
 T = TypeVar("T")
 
@@ -89,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("dest", metavar="DEST", help="s3://bucket/prefix or a local folder")
     publish.add_argument("--rebuild", action="store_true", help="recreate the tables from the ledger alone")
     publish.add_argument("--json", action="store_true", help="print the publish report as one JSON object")
+
+    _add_forget(commands)
 
     replay = commands.add_parser("replay", help="replay a folder through an embedded S3 server")
     replay.add_argument("dir", metavar="DIR", type=Path)
@@ -213,9 +222,10 @@ def writing_settings(args: argparse.Namespace) -> Settings:
     from archiver.engine import api
 
     settings = run_settings(args)
-    if not settings.policy_location:
+    key = policy_key_from_env()
+    if not settings.policy_location and key is None:
         return settings
-    return run_quietly(api.with_policy(settings, policy_key_from_env()))
+    return run_quietly(api.with_policy(settings, key))
 
 
 def _compact(args: argparse.Namespace) -> int:
@@ -499,6 +509,46 @@ async def _run_redact(dest_url: str, settings: Settings) -> RedactReport:
         return await api.redact(dest, settings)
 
 
+def _add_forget(commands: Any) -> None:
+    forget = commands.add_parser("forget", help="erase one person from the archive (by user id or e-mail)")
+    forget.add_argument("dest", metavar="DEST", help="the archive: s3://bucket/prefix or a local folder")
+    who = forget.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user-id", metavar="ID", help="the person's Workato user id")
+    who.add_argument("--email", metavar="ADDRESS", help="the person's e-mail address")
+    _add_window(forget)
+    forget.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
+    forget.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+
+def _forget(args: argparse.Namespace) -> int:
+    """Exit 0 when every unit of the window is erased, 4 when some could not be rewritten (run it again)."""
+    settings = writing_settings(args)
+    kind, identifier = ("user_id", args.user_id) if args.user_id is not None else ("email", args.email)
+    report = run_quietly(_run_forget(args.dest, settings, kind, identifier, dry_run=args.dry_run))
+    if args.json:
+        sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
+    else:
+        removed = sum(n for days in report.removed.values() for n in days.values())
+        masked = sum(n for days in report.masked.values() for n in days.values())
+        remove, mask = ("would remove", "mask") if report.dry_run else ("removed", "masked")
+        print(
+            f"{remove} {removed} rows and {mask} {masked} rows in {report.units_changed} of "
+            f"{report.units_checked} units ({report.files_rewritten} files); erasure log: "
+            f"{report.erasure_log if not report.dry_run else 'not written (dry run)'}"
+        )
+    if report.failures:
+        return _fail(EXIT_UNREAD, _failure_line(report.failures))
+    return EXIT_OK
+
+
+async def _run_forget(
+    dest_url: str, settings: Settings, kind: str, identifier: str, *, dry_run: bool
+) -> ForgetReport:
+    from archiver.engine import api
+
+    return await api.forget_url(dest_url, settings, kind, identifier, dry_run=dry_run)
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "compact": _compact,
     "verify": _verify,
@@ -508,5 +558,6 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo,
     "pull-activity": _pull_activity,
     "redact": _redact,
+    "forget": _forget,
     "publish": _publish,
 }

@@ -202,7 +202,8 @@ class ActivityLedger:
         by_day: dict[dt.date, list[Row]] = defaultdict(list)
         gone: dict[dt.date, list[tuple[str, str]]] = defaultdict(list)
         for event in events:
-            by_day[event.day].append(event.row)
+            if not event.erased:  # a person the archive erased: never (again) a row
+                by_day[event.day].append(event.row)
         for source_key, marker in withdrawn:
             day_text, _, identity = marker.partition("|")
             gone[dt.date.fromisoformat(day_text)].append((source_key, identity))

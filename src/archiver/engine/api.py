@@ -17,6 +17,8 @@ import pyarrow as pa
 from archiver.config import Settings
 from archiver.engine.activity import ActivityLedger
 from archiver.engine.context import ProgressHook
+from archiver.engine.erasures import load_erasure
+from archiver.engine.forgetting import ForgetReport, forget_window
 from archiver.engine.listing import ListingOptions
 from archiver.engine.planner import PLANS_PREFIX, PlannedUnit, plan_units, write_manifest
 from archiver.engine.policies import current_policy, with_policy
@@ -32,6 +34,7 @@ from archiver.engine.verify import VerifyReport
 from archiver.engine.verify import verify as verify_window
 from archiver.engine.writer import BufferBudget
 from archiver.errors import ArchiverError
+from archiver.formats.erasure import Erasure
 from archiver.formats.records import ActivityEvent
 from archiver.formats.redaction import redact_row
 from archiver.storage.location import is_within
@@ -40,6 +43,7 @@ from archiver.storage.store import ObjectInfo, ObjectStore
 __all__ = [
     "PLANS_PREFIX",
     "ActivitySink",
+    "ForgetReport",
     "PlannedUnit",
     "PublishError",
     "PublishReport",
@@ -52,6 +56,8 @@ __all__ = [
     "compact",
     "compact_keys",
     "compact_urls",
+    "forget",
+    "forget_url",
     "is_within",
     "open_stores",
     "plan",
@@ -215,6 +221,44 @@ async def redact(dest: ObjectStore, settings: Settings, *, clock: Clock = utc_no
     return await redact_window(dest, settings, int(clock().timestamp() * 1_000_000))
 
 
+async def forget(
+    dest: ObjectStore,
+    settings: Settings,
+    kind: str,
+    identifier: str,
+    *,
+    dry_run: bool = False,
+    clock: Clock = utc_now,
+) -> ForgetReport:
+    """Erase one person (`kind` "user_id" or "email") from the window, from the archive alone, exactly once;
+    `dry_run` reports what would change and changes nothing."""
+    return await forget_window(dest, settings, kind, identifier, clock(), dry_run=dry_run)
+
+
+async def forget_url(
+    dest_url: str,
+    settings: Settings,
+    kind: str,
+    identifier: str,
+    *,
+    dry_run: bool = False,
+    clock: Clock = utc_now,
+) -> ForgetReport:
+    """`forget` from a URL; where the archive has Iceberg tables, the rewrite is then published (its new
+    snapshots), so older snapshots holding the erased values start to age out."""
+    async with open_stores(dest_url, None, settings) as (dest, _):
+        report = await forget(dest, settings, kind, identifier, dry_run=dry_run, clock=clock)
+    if not dry_run and publishes(dest_url, settings):
+        try:
+            published = await publish(dest_url, settings, clock=clock)
+        except ArchiverError as error:
+            report.failures.append({"publish": dest_url, "error": str(error), "kind": type(error).__name__})
+            return report
+        report.publish = published.as_dict()
+        report.failures.extend(published.failures)
+    return report
+
+
 class ActivitySink:
     """The archive's activity ledger, for events that come from elsewhere than the bucket (the API)."""
 
@@ -225,16 +269,19 @@ class ActivitySink:
         )
         self._clock = clock
         self._policy = current_policy(settings)
+        self.erasure: Erasure | None = None
         self._dest = dest
         self._settings = settings
         self._owner_known = False
 
     async def commit(self, events: Sequence[ActivityEvent]) -> int:
-        """Archive the events (under the redaction policy), one row per event whatever else holds a copy;
-        return the rows added."""
+        """Archive the events (the archive's erasures applied, under the redaction policy), one row per
+        event whatever else holds a copy; return the rows added."""
         if not self._owner_known:
             self._ledger.published_tables = await tables_published(self._dest, self._settings)
             self._owner_known = True
+        if self.erasure:
+            self.erasure.erase_events(events)
         for event in events:
             redact_row(self._policy, "activity", event.row)
         now_us = int(self._clock().timestamp() * 1_000_000)
@@ -246,7 +293,9 @@ class ActivitySink:
 
 async def activity_sink(dest: ObjectStore, settings: Settings, *, clock: Clock = utc_now) -> ActivitySink:
     """Where `pull-activity` archives API events: the same per-day ledgers the stream's events use."""
-    return ActivitySink(dest, settings, clock)
+    sink = ActivitySink(dest, settings, clock)
+    sink.erasure = await load_erasure(dest, current_policy(settings))
+    return sink
 
 
 async def write_plan(dest: ObjectStore, units: Sequence[PlannedUnit], name: str) -> str:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from archiver.engine.children import ChildProcess, all_ready, receive, start_child
 from archiver.engine.fetcher import ByteBudget, FetchResult
 from archiver.errors import ArchiverError, WorkerProcessDiedError
+from archiver.formats.erasure import Erasure
 from archiver.formats.layout import KeyInfo, parse_key
 from archiver.formats.normalize import read_object
 from archiver.formats.policy import DEFAULT_POLICY, Policy
@@ -41,12 +42,15 @@ Item = tuple[bytes, str, str, KeyInfo | None]
 _T = TypeVar("_T")
 
 
-def parse_batch(items: list[Item], policy: Policy = DEFAULT_POLICY) -> list[ParsedObject]:
-    """Runs in a worker process: rows leave it already under the run's redaction policy."""
-    return [
-        redact_parsed(policy, read_object(body, key=key, etag=etag, key_info=info))
-        for body, key, etag, info in items
-    ]
+def parse_batch(
+    items: list[Item], policy: Policy = DEFAULT_POLICY, erasure: Erasure | None = None
+) -> list[ParsedObject]:
+    """Runs in a worker process: rows leave it with the archive's erasures applied (on the values as they
+    came), then under the run's redaction policy."""
+    parsed = [read_object(body, key=key, etag=etag, key_info=info) for body, key, etag, info in items]
+    if erasure:
+        parsed = [erasure.erase_parsed(one) for one in parsed]
+    return [redact_parsed(policy, one) for one in parsed]
 
 
 def _item(result: FetchResult) -> Item | None:
@@ -61,11 +65,11 @@ def parse_forever(pipe: Connection) -> None:
     policy its rows must leave under), until it closes the pipe."""
     while True:
         try:
-            items, policy = pipe.recv()
+            items, policy, erasure = pipe.recv()
         except (EOFError, OSError):
             return
         try:
-            answer: tuple[str, object] = ("parsed", parse_batch(items, policy))
+            answer: tuple[str, object] = ("parsed", parse_batch(items, policy, erasure))
         except Exception as error:  # read_object quarantines bad input; this is a bug, reported per batch
             answer = ("error", f"{type(error).__name__}: {error}")
         try:
@@ -81,12 +85,12 @@ class _Worker:
         self.child = child
         self.owed = 0
 
-    async def parse(self, items: list[Item], policy: Policy) -> list[ParsedObject]:
+    async def parse(self, items: list[Item], policy: Policy, erasure: Erasure | None) -> list[ParsedObject]:
         pipe = self.child.pipe
         while self.owed:
             await receive(pipe)
             self.owed -= 1
-        pipe.send((items, policy))  # the worker is waiting for it, so this does not block
+        pipe.send((items, policy, erasure))  # the worker is waiting for it, so this does not block
         self.owed += 1
         kind, value = await receive(pipe)
         self.owed -= 1
@@ -123,13 +127,15 @@ class _Pool:
         future.add_done_callback(_retrieve)  # whoever awaits it raises its error; nobody else should log it
         return future
 
-    def submit(self, items: list[Item], policy: Policy) -> asyncio.Future[list[ParsedObject]]:
-        return self._track(asyncio.ensure_future(self._parse(items, policy)))
+    def submit(
+        self, items: list[Item], policy: Policy, erasure: Erasure | None
+    ) -> asyncio.Future[list[ParsedObject]]:
+        return self._track(asyncio.ensure_future(self._parse(items, policy, erasure)))
 
-    async def _parse(self, items: list[Item], policy: Policy) -> list[ParsedObject]:
+    async def _parse(self, items: list[Item], policy: Policy, erasure: Erasure | None) -> list[ParsedObject]:
         worker = await self._idle.get()
         try:
-            return await worker.parse(items, policy)
+            return await worker.parse(items, policy, erasure)
         except (EOFError, OSError):
             how = await asyncio.to_thread(worker.child.ending)
             raise WorkerProcessDiedError(f"a parse worker process died ({how}) while parsing") from None
@@ -162,6 +168,8 @@ class Parser:
     def __init__(self, workers: int, policy: Policy = DEFAULT_POLICY) -> None:
         self.workers = workers
         self.policy = policy
+        self.erasure: Erasure | None = None
+        """The archive's erasures (`forget`), set once the run has read them."""
         self._pool: _Pool | None = None
 
     async def _started(self) -> _Pool:
@@ -191,7 +199,7 @@ class Parser:
             async for result in results:
                 item = _item(result)
                 try:
-                    yield result, None if item is None else parse_batch([item], self.policy)[0]
+                    yield result, None if item is None else parse_batch([item], self.policy, self.erasure)[0]
                 finally:
                     result.release()
             return
@@ -210,7 +218,7 @@ class Parser:
             if not batch:
                 return
             items = [item for result in batch if (item := _item(result)) is not None]
-            future = pool.submit(items, self.policy)
+            future = pool.submit(items, self.policy, self.erasure)
             # Parsed bodies give their bytes back at once, not when the consumer gets to them: a
             # read that waits for room must never wait on this stream's consumer.
             future.add_done_callback(functools.partial(_release_all, batch))

@@ -22,10 +22,11 @@ async def with_policy(settings: Settings, key: bytes | None) -> Settings:
     """The settings with the policy `ARCHIVER_POLICY` names loaded (unchanged when it names none).
 
     A policy that cannot be read or is wrong is a PolicyError: one line, and nothing is written.
+    With no policy file, the default policy carries the key (`forget` and the erasures need it).
     """
     location = settings.policy_location
     if not location:
-        return settings
+        return settings if not key else replace(settings, policy=replace(DEFAULT_POLICY, key=key))
     text = await _read(location, settings)
     return replace(settings, policy=read_policy(text, key=key, name=f"ARCHIVER_POLICY {location}"))
 

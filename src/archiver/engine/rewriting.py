@@ -20,7 +20,6 @@ import random
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,12 +27,19 @@ import pyarrow as pa
 
 from archiver.config import Settings
 from archiver.engine import ledger
-from archiver.engine.activity import ACTIVITY_ROOT, decode_entries, encode_entries, remapped_entries
+from archiver.engine.activity import (
+    ACTIVITY_ROOT,
+    ActivityEntry,
+    decode_entries,
+    encode_entries,
+    remapped_entries,
+)
 from archiver.engine.commit import Committer, Generation
 from archiver.engine.compaction import Rewriter
 from archiver.engine.index import merge_segments, read_head, read_index
-from archiver.engine.ledger import FileRef, Head, Retired, SegmentRef
+from archiver.engine.ledger import FileRef, Head, Retired, SegmentRef, split_retired
 from archiver.engine.policies import current_policy
+from archiver.engine.publish.mode import tables_published
 from archiver.engine.staging import segment_entries
 from archiver.engine.units import root_date
 from archiver.engine.writer import BufferBudget, Compression, UnitWriter, WrittenFile
@@ -45,8 +51,6 @@ from archiver.storage.store import ObjectStore
 MAX_ATTEMPTS = 8
 
 log = logging.getLogger(__name__)
-
-Transform = Callable[[str, pa.Table, tuple[str, ...]], tuple[pa.Table, tuple[str, ...]]]
 
 
 @dataclass(slots=True)
@@ -90,7 +94,8 @@ async def redact_window(dest: ObjectStore, settings: Settings, now_us: int) -> R
     }
     workdir = Path(tempfile.mkdtemp(prefix="archiver-redact-"))
     try:
-        rewriter = _UnitRewriter(dest, settings, policy, workdir, now_us, report)
+        rewriter = _Redactor(dest, settings, policy, workdir, now_us, report)
+        await rewriter.prepare()
         for unit in await units_in_window(dest, settings.since, settings.until):
             report.units_checked += 1
             try:
@@ -98,6 +103,7 @@ async def redact_window(dest: ObjectStore, settings: Settings, now_us: int) -> R
             except (ArchiverError, OSError, ValueError) as error:  # one unit's failure is the report's
                 message = str(error).splitlines()[0] if str(error) else type(error).__name__
                 report.failures.append({"unit": unit, "error": message, "kind": type(error).__name__})
+        report.commit_conflicts = rewriter.conflicts
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return report
@@ -122,38 +128,53 @@ def stale_files(head: Head, digest: str) -> list[FileRef]:
     return [ref for ref in head.files if ref.table != "quarantine" and ref.policies != (digest,)]
 
 
-class _UnitRewriter:
-    """Rewrites one unit's stale files in one commit, retrying when a rival commits first."""
+class UnitRewriter:
+    """Rewrites one unit's chosen files in one commit, retrying when a rival commits first.
+
+    `select` chooses the files and may leave local copies of them in `local`;
+    `transform` is what the copy does to their rows; `segment` re-records the index;
+    `committed` counts what a won commit changed.
+    """
 
     def __init__(
-        self,
-        dest: ObjectStore,
-        settings: Settings,
-        policy: Policy,
-        workdir: Path,
-        now_us: int,
-        report: RedactReport,
+        self, dest: ObjectStore, settings: Settings, policy: Policy, workdir: Path, now_us: int
     ) -> None:
         self.dest = dest
         self.settings = settings
         self.policy = policy
         self.workdir = workdir
         self.now_us = now_us
-        self.report = report
         self.committer = Committer(dest)
         self.buffers = BufferBudget(settings.max_buffered_bytes)
+        self.local: dict[str, Path] = {}
+        self.conflicts = 0
+        self.index_changes = False
+        """Set by `select`: the unit's index must be rewritten even if no file is."""
+        self.published_tables = False
+        """The archive has Iceberg tables: superseded files are the publisher's to delete (see `prepare`)."""
+
+    async def prepare(self) -> None:
+        """Learn who deletes superseded files: this rewrite (after the grace period) or the publisher."""
+        self.published_tables = await tables_published(self.dest, self.settings)
 
     async def rewrite(self, unit: str) -> None:
+        try:
+            await self._rewrite(unit)
+        finally:
+            self._drop_local()
+
+    async def _rewrite(self, unit: str) -> None:
         for attempt in range(MAX_ATTEMPTS):
+            self._drop_local()
             head, etag = await read_head(self.dest, unit)
             if head is None:
                 return
             await self._sweep(head)
-            stale = stale_files(head, self.policy.digest)
-            if not stale:
-                return
             try:
-                generation = await self._stage(head, etag, stale)
+                chosen = await self.select(head)
+                if not chosen and not self.index_changes:
+                    return
+                generation = await self._stage(head, etag, chosen)
             except NotFoundError:  # a rival replaced a file or segment under us: start again
                 await self._backoff(attempt)
                 continue
@@ -161,25 +182,33 @@ class _UnitRewriter:
             won, current, _ = await self.committer.publish(generation)
             if won:
                 await self.committer.finish(generation)
-                self._count(stale, generation.uploads)
+                self.committed(chosen, generation.uploads)
                 return
             await self.committer.discard(generation, current)
             await self._backoff(attempt)
         raise ArchiverError(f"unit {unit}: gave up after {MAX_ATTEMPTS} conflicts", retryable=True)
 
-    async def _backoff(self, attempt: int) -> None:
-        self.report.commit_conflicts += 1
-        await asyncio.sleep(random.uniform(0, min(5.0, 0.05 * 2**attempt)))
+    def _drop_local(self) -> None:
+        for path in self.local.values():
+            path.unlink(missing_ok=True)
+        self.local.clear()
 
-    def _count(self, stale: list[FileRef], uploads: list[WrittenFile]) -> None:
-        report = self.report
-        report.units_rewritten += 1
-        report.files_rewritten += len(stale)
-        report.files_written += len(uploads)
-        report.rows += sum(ref.rows for ref in stale)
-        for ref in stale:
-            for digest in ref.policies or ("none",):
-                report.policies_before[digest] = report.policies_before.get(digest, 0) + 1
+    async def select(self, head: Head) -> list[FileRef]:
+        """The files to rewrite (none: the unit is left as it is)."""
+        raise NotImplementedError
+
+    def transform(
+        self, table: str, data: pa.Table, policies: tuple[str, ...]
+    ) -> tuple[pa.Table, tuple[str, ...]]:
+        """The rows of one batch of a chosen file, and the policies they are now under."""
+        raise NotImplementedError
+
+    def committed(self, chosen: list[FileRef], uploads: list[WrittenFile]) -> None:
+        """Count what a won commit changed."""
+
+    async def _backoff(self, attempt: int) -> None:
+        self.conflicts += 1
+        await asyncio.sleep(random.uniform(0, min(5.0, 0.05 * 2**attempt)))
 
     async def _sweep(self, head: Head) -> None:
         """What crashed attempts on this unit left (their intents name it)."""
@@ -189,10 +218,7 @@ class _UnitRewriter:
         if keys:
             await self.committer.remove_leftovers(head, keys)
 
-    def _transform(self, table: str, data: pa.Table, _: tuple[str, ...]) -> tuple[pa.Table, tuple[str, ...]]:
-        return redact_table(self.policy, table, data), (self.policy.digest,)
-
-    async def _stage(self, head: Head, etag: str | None, stale: list[FileRef]) -> Generation:
+    async def _stage(self, head: Head, etag: str | None, chosen: list[FileRef]) -> Generation:
         token = secrets.token_hex(4)
         number = head.generation + 1
         writer = UnitWriter(
@@ -211,31 +237,39 @@ class _UnitRewriter:
             writer,
             batch_rows=self.settings.row_group_rows,
             workdir=self.workdir,
-            transform=self._transform,
+            transform=self.transform,
         )
         mapping: dict[str, list[str]] = {}
         try:
-            for ref in stale:
-                mapping[ref.key] = await rewriter.copy(ref.key, None, set())
+            for ref in chosen:
+                path = self.local.get(ref.key)
+                local = None if path is None else WrittenFile(path, ref.key, ref.table, ref.rows, ref.bytes)
+                mapping[ref.key] = await rewriter.copy(ref.key, local, set())
             uploads = writer.close()
         except BaseException:
             writer.abandon()
             raise
         segment_key = ledger.segment_key(head.unit, number, token)
-        body, entries = await self._segment(head, mapping)
+        body, entries, replaced = await self.segment(head, mapping)
         kept = [ref for ref in head.files if ref.key not in mapping]
+        retired, expired = split_retired(
+            head.retired + [Retired(key, self.now_us) for key in mapping],
+            self.now_us,
+            self.settings.retire_grace_seconds * 1_000_000,
+            published_tables=self.published_tables,
+        )
         new_head = Head(
             unit=head.unit,
             generation=number,
             lo=head.lo,
             hi=head.hi,
             children=list(head.children),
-            segments=[*head.segments, SegmentRef(segment_key, entries)],
+            segments=[s for s in head.segments if s.key not in replaced] + [SegmentRef(segment_key, entries)],
             files=sorted(
                 kept + [FileRef(f.key, f.table, f.rows, f.bytes, f.policies) for f in uploads],
                 key=lambda ref: ref.key,
             ),
-            retired=head.retired + [Retired(key, self.now_us) for key in mapping],
+            retired=retired,
             lineage=[*head.lineage, token][-ledger.LINEAGE :],
         )
         return Generation(
@@ -245,15 +279,55 @@ class _UnitRewriter:
             uploads=uploads,
             segment_key=segment_key,
             segment_body=body,
+            dropped_segments=replaced,
+            expired=[item.key for item in expired],
         )
 
-    async def _segment(self, head: Head, mapping: dict[str, list[str]]) -> tuple[bytes, int]:
-        """A segment re-recording the entries whose rows moved to the new files."""
+    async def segment(self, head: Head, mapping: dict[str, list[str]]) -> tuple[bytes, int, list[str]]:
+        """A segment re-recording the entries whose rows moved to the new files (and the segments it
+        replaces: none, it is appended)."""
         if head.unit.startswith(ACTIVITY_ROOT):
-            segments = [decode_entries((await self.dest.get(s.key)).body) for s in head.segments]
-            merged = merge_segments(segments)
-            index = {key: [entry for entry in entries if entry.file] for key, entries in merged.items()}
-            activity = remapped_entries({key: e for key, e in index.items() if e}, {}, mapping)
-            return encode_entries(activity), len(activity)
+            merged = await self.activity_entries(head)
+            activity = remapped_entries(merged, {}, mapping)
+            return encode_entries(activity), len(activity), []
         entries = segment_entries(await read_index(self.dest, head), {}, mapping)
-        return ledger.encode_index(entries), len(entries)
+        return ledger.encode_index(entries), len(entries), []
+
+    async def activity_entries(self, head: Head) -> dict[str, list[ActivityEntry]]:
+        """An activity day's live entries by identity, its segments merged."""
+        segments = [decode_entries((await self.dest.get(s.key)).body) for s in head.segments]
+        merged = merge_segments(segments)
+        index = {key: [entry for entry in entries if entry.file] for key, entries in merged.items()}
+        return {key: entries for key, entries in index.items() if entries}
+
+
+class _Redactor(UnitRewriter):
+    """`redact`: every file not under exactly the current policy, its rows put under it."""
+
+    def __init__(
+        self,
+        dest: ObjectStore,
+        settings: Settings,
+        policy: Policy,
+        workdir: Path,
+        now_us: int,
+        report: RedactReport,
+    ) -> None:
+        super().__init__(dest, settings, policy, workdir, now_us)
+        self.report = report
+
+    async def select(self, head: Head) -> list[FileRef]:
+        return stale_files(head, self.policy.digest)
+
+    def transform(self, table: str, data: pa.Table, _: tuple[str, ...]) -> tuple[pa.Table, tuple[str, ...]]:
+        return redact_table(self.policy, table, data), (self.policy.digest,)
+
+    def committed(self, chosen: list[FileRef], uploads: list[WrittenFile]) -> None:
+        report = self.report
+        report.units_rewritten += 1
+        report.files_rewritten += len(chosen)
+        report.files_written += len(uploads)
+        report.rows += sum(ref.rows for ref in chosen)
+        for ref in chosen:
+            for digest in ref.policies or ("none",):
+                report.policies_before[digest] = report.policies_before.get(digest, 0) + 1

@@ -22,6 +22,7 @@ from pathlib import Path
 from archiver.config import Settings
 from archiver.engine import ledger
 from archiver.engine.context import ProgressHook, RunContext, ledger_listings
+from archiver.engine.erasures import load_erasure
 from archiver.engine.listing import ListingOptions, SourcePlan, Window, plan_source
 from archiver.engine.parsing import Parser
 from archiver.engine.policies import current_policy
@@ -93,6 +94,7 @@ class Run:
     async def run(self) -> RunReport:
         started = time.perf_counter()
         try:
+            await self._read_erasures()
             await self._ownership()
             window = await self.watermark.window(self.ctx.settings)
             self.report.window = {
@@ -127,6 +129,7 @@ class Run:
         """
         started = time.perf_counter()
         try:
+            await self._read_erasures()
             await self._ownership()
             infos = await self._inspect(keys, described or [])
             by_root: dict[str, list[ObjectInfo]] = {}
@@ -183,6 +186,10 @@ class Run:
         for unit in sorted(by_unit):
             work.pending += 1
             await self._archive_batch(worker, work, Batch(tree, unit, by_unit[unit]))
+
+    async def _read_erasures(self) -> None:
+        """The archive's erasures, applied to every row this run parses (`erasures.py`)."""
+        self.ctx.parser.erasure = await load_erasure(self.ctx.dest, current_policy(self.ctx.settings))
 
     async def _read_ledgers(self, window: Window) -> None:
         await self.ctx.ledgers.read(self.ctx.dest, ledger_listings(window.since))

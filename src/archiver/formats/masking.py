@@ -24,13 +24,16 @@ CARD_MARK = "[card]"
 TOKEN_MARK = "[token]"
 AWS_KEY_MARK = "[aws-key]"
 
+EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+"""An e-mail address inside text (what `mask` replaces, and where `forget` looks for one person's)."""
+
 _HASHED = re.compile(rf"{re.escape(HASH_PREFIX)}[0-9a-f]{{{HASH_HEX}}}")
 # One pass over the text: the first alternative that matches at a position wins.
 _PATTERNS = re.compile(
     r"(?P<bearer>\b[Bb]earer\s+)[A-Za-z0-9._~+/=-]{8,}"
     r"|(?P<aws>\b(?:AKIA|ASIA|AIDA|AROA)[0-9A-Z]{16}\b"
     r"|(?i:aws_?secret_?access_?key)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=]))"
-    r"|(?P<email>[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})"
+    rf"|(?P<email>{EMAIL_PATTERN})"
     r"|(?P<card>(?<![\w.+-])\d(?:[ -]?\d){12,18}(?![\w.]))"
     r"|(?P<phone>(?<![\w.+-])(?:(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}"
     r"|\+\d{1,3}(?:[ .-]\d{1,4}){3,6})(?![\w.]))"

@@ -167,10 +167,15 @@ class JobState:
 
 @dataclass(slots=True)
 class ActivityEvent:
-    """One user-activity event, as an `activity` row."""
+    """One user-activity event, as an `activity` row.
+
+    `erased`: the event is of a person the archive erased (`forget`): it adds no row, and its row's
+    identifiers are already keyed hashes, so no record of it names the person.
+    """
 
     day: dt.date
     row: Row
+    erased: bool = False
 
 
 @dataclass(frozen=True, slots=True)

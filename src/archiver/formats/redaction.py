@@ -133,7 +133,7 @@ def _touches(value: Any, rules: PayloadRules) -> bool:
             if (inner is dict or inner is list or inner is str) and _touches(child, rules):
                 return True
         return False
-    if kind is str and _looks_like_json(value) and rules.may_apply(value):
+    if kind is str and looks_like_json(value) and rules.may_apply(value):
         try:
             return _touches(orjson.loads(value), rules)
         except orjson.JSONDecodeError:
@@ -141,7 +141,7 @@ def _touches(value: Any, rules: PayloadRules) -> bool:
     return False
 
 
-def _looks_like_json(text: str) -> bool:
+def looks_like_json(text: str) -> bool:
     first = text[:1]
     if first in ("{", "["):
         return True
@@ -257,7 +257,7 @@ class _Walk:
 
     def text(self, value: str, states: tuple[State, ...], masking: bool) -> tuple[Any, bool]:
         """A string: JSON inside it is walked like the rest (and written back compact); else masked."""
-        if _looks_like_json(value) and self.rules.may_apply(value):
+        if looks_like_json(value) and self.rules.may_apply(value):
             try:
                 inner = orjson.loads(value)
             except orjson.JSONDecodeError:

@@ -313,8 +313,8 @@ def test_the_activity_puller_exists_only_with_a_secret_and_may_read_only_it_and_
     assert {resources[name].get("Condition") for name in related} == {"HasActivityPuller"}
     properties = function["Properties"]
     # AND it may write the archive and read the one secret (kms:Decrypt only for a customer key), no more
-    writer, inline = properties["Policies"]
-    assert writer == {"Ref": "ArchiveWriterPolicy"}
+    writer, reader, inline = properties["Policies"]
+    assert writer == {"Ref": "ArchiveWriterPolicy"} and reader == POLICY_READER
     read_secret, decrypt = inline["Statement"]
     assert read_secret == {
         "Sid": "ReadTheApiToken",
@@ -372,3 +372,66 @@ def charted_metrics(widgets: list[dict[str, Any]]) -> set[tuple[str, str]]:
                 namespace = namespace if row[0] == "." else row[0]
                 found.add((namespace, row[1]))
     return found
+
+
+POLICY_READER = {"Fn::If": ["HasPolicySettings", {"Ref": "PolicyReaderPolicy"}, {"Ref": "AWS::NoValue"}]}
+KEY_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:archiver/policy-key-AbC123"
+
+
+@pytest.mark.parametrize("name", sorted(HANDLERS))
+def test_every_function_is_told_the_policy_and_its_key_and_may_read_only_those(name: str) -> None:
+    # GIVEN a function's environment with a policy object and a key secret
+    environ = function_environment(
+        name, PolicyLocation="s3://config-bucket/archiver/policy.toml", PolicyKeySecretArn=KEY_SECRET_ARN
+    )
+    # THEN the handlers read both from where the parameters say
+    assert environ["ARCHIVER_POLICY"] == "s3://config-bucket/archiver/policy.toml"
+    assert environ["ARCHIVER_POLICY_KEY_SECRET"] == KEY_SECRET_ARN
+    # AND with the defaults, neither is set (the default policy, no key)
+    environ = function_environment(name, WorkatoApiTokenSecretArn=SECRET_ARN)
+    assert (environ["ARCHIVER_POLICY"], environ["ARCHIVER_POLICY_KEY_SECRET"]) == ("", "")
+    # AND the function carries the policy reader when either is given
+    assert POLICY_READER in functions()[name]["Properties"]["Policies"]
+
+
+def test_the_policy_reader_grants_the_one_object_and_the_one_secret() -> None:
+    template = load_template()
+    conditions = template["Conditions"]
+    assert conditions["HasPolicySettings"] == {
+        "Fn::Or": [{"Condition": "HasPolicyObject"}, {"Condition": "HasPolicyKey"}]
+    }
+    reader = template["Resources"]["PolicyReaderPolicy"]
+    assert reader["Condition"] == "HasPolicySettings"
+    read_object, read_key = reader["Properties"]["PolicyDocument"]["Statement"]
+    # GIVEN each statement, present only with its parameter
+    condition, statement, otherwise = read_object["Fn::If"]
+    assert condition == "HasPolicyObject" and otherwise == {"Ref": "AWS::NoValue"}
+    # THEN s3:GetObject on the policy's object alone (its ARN from the s3:// URL)
+    assert statement["Action"] == "s3:GetObject"
+    text, local = statement["Resource"]["Fn::Sub"]
+    assert text == "arn:${AWS::Partition}:s3:::${Object}"
+    assert local == {"Object": {"Fn::Select": [1, {"Fn::Split": ["s3://", {"Ref": "PolicyLocation"}]}]}}
+    # AND secretsmanager:GetSecretValue on the key's secret alone
+    condition, statement, otherwise = read_key["Fn::If"]
+    assert condition == "HasPolicyKey" and otherwise == {"Ref": "AWS::NoValue"}
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert statement["Resource"] == {"Ref": "PolicyKeySecretArn"}
+
+
+@pytest.mark.parametrize(
+    ("location", "allowed"),
+    [
+        ("", True),
+        ("s3://config-bucket/archiver/policy.toml", True),
+        ("s3://config-bucket/policy.toml", True),
+        ("s3://config-bucket/", False),
+        ("s3://config-bucket/policies/*", False),
+        ("policy.toml", False),
+        ("https://example.com/policy.toml", False),
+    ],
+)
+def test_the_policy_location_parameter_takes_one_s3_object(location: str, allowed: bool) -> None:
+    pattern = load_template()["Parameters"]["PolicyLocation"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, location)) is allowed
+    key_pattern = load_template()["Parameters"]["PolicyKeySecretArn"]["AllowedPattern"]
+    assert re.fullmatch(key_pattern, KEY_SECRET_ARN) and not re.fullmatch(key_pattern, "archiver/policy-key")

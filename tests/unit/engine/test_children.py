@@ -23,7 +23,7 @@ def test_a_child_runs_its_target_and_answers_over_its_pipe() -> None:
             await child.ready()
             # WHEN it is sent a batch of one job object
             key = job_key("4242")
-            child.pipe.send(([(job_body("4242"), key, '"e"', parse_key(key))], DEFAULT_POLICY))
+            child.pipe.send(([(job_body("4242"), key, '"e"', parse_key(key))], DEFAULT_POLICY, None))
             kind, parsed = await asyncio.wait_for(receive(child.pipe), 60)
         finally:
             child.close()

@@ -100,7 +100,7 @@ def test_compact_keys_archives_named_keys_and_skips_gone_and_foreign_ones() -> N
         keys = [job_key("100", day=D20), job_key("100", day=D20), job_key("999"), "5234/notes.txt"]
         report = await compact_keys(source, dest, SETTINGS, keys, clock=clock)
         assert report.objects_archived == 1 and report.objects_skipped == 3
-        assert report.requests["list"] == 1  # the root's ledger, never the source
+        assert report.requests["list"] == 2  # the erasure log and the root's ledger, never the source
         # AND a later full run archives the rest once, the named key not again
         full = await compact(source, dest, SETTINGS, clock=clock)
         assert full.objects_archived == 5
