@@ -239,3 +239,73 @@ def test_distinct_api_events_that_look_alike_stay_two_rows(tmp_path: Path) -> No
     # THEN both are kept
     assert added == 2
     assert sorted(row["event_id"] for row in activity(dest)) == ["900000", "999999"]
+
+
+# --------------------------------------------------------------------------- a copy of an event rewritten
+
+OTHER = ("recipe_started", "Flow", 202, "10:00:00")
+"""An event F that none of EVENTS is."""
+
+
+def stream_key(source: Path, name: str) -> Path:
+    return source / "99999" / "activity" / DAY.strftime("%Y%m%d") / name
+
+
+def put_stream(source: Path, name: str, body: bytes) -> None:
+    path = stream_key(source, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+
+
+def verify_ok(source: Path, dest: Path) -> bool:
+    return asyncio.run(api.verify(LocalStore(source), LocalStore(dest), SETTINGS)).ok
+
+
+def clean_rows(source: Path, tmp_path: Path) -> list[dict[str, Any]]:
+    """The activity table a clean run over the source as it is now makes."""
+    clean = tmp_path / "clean"
+    compact(source, clean)
+    return activity(clean)
+
+
+@pytest.mark.parametrize("overwritten", ["event-a.json", "event-b.json"])
+def test_an_overwritten_copy_of_a_duplicated_event_keeps_the_event_from_its_other_copy(
+    overwritten: str, tmp_path: Path
+) -> None:
+    # GIVEN event E delivered twice by the stream (two objects), archived
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    for name in ("event-a.json", "event-b.json"):
+        put_stream(source, name, stream_body(*EVENTS[0]))
+    compact(source, dest)
+    # WHEN one of the copies is overwritten with another event F, and compact runs again
+    put_stream(source, overwritten, stream_body(*OTHER))
+    report = compact(source, dest)
+    # THEN the archive holds E (from the copy that still holds it) and F, as a clean run does
+    rows = activity(dest)
+    assert sorted(row["event"] for row in rows) == ["recipe_started", "recipe_stopped"]
+    kept = next(row for row in rows if row["event"] == "recipe_stopped")
+    assert kept["source_key"].endswith(".json") and not kept["source_key"].endswith(overwritten)
+    assert rows == clean_rows(source, tmp_path)
+    assert report.failures == [] and verify_ok(source, dest)
+    # AND a rerun reads and writes nothing
+    again = compact(source, dest)
+    assert (again.requests["get"], again.requests["put"]) == (0, 0)
+
+
+def test_an_event_leaves_only_when_its_last_copy_is_overwritten(tmp_path: Path) -> None:
+    # GIVEN event E delivered three times, archived
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    names = ("event-a.json", "event-b.json", "event-c.json")
+    for name in names:
+        put_stream(source, name, stream_body(*EVENTS[0]))
+    compact(source, dest)
+    # WHEN the copies are overwritten with F one by one (a run after each)
+    seen = []
+    for name in names:
+        put_stream(source, name, stream_body(*OTHER))
+        compact(source, dest)
+        seen.append(sorted(row["event"] for row in activity(dest)))
+        # THEN after each run the archive is what a clean run over the source makes
+        assert activity(dest) == clean_rows(source, tmp_path / name)
+    # AND E stays while a copy holds it, and leaves with the last one
+    assert seen == [["recipe_started", "recipe_stopped"]] * 2 + [["recipe_started"]]
