@@ -80,6 +80,8 @@ class ActivityLedger:
         self.locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.conflicts = 0
         self.files_written = 0
+        self.published: dict[str, tuple[Head, str | None]] = {}
+        """The head this ledger last committed to each day, and its ETag: known without a GET."""
 
     async def commit(self, events: Sequence[ActivityEvent], now_us: int, withdrawn: Withdrawn = ()) -> int:
         """Archive the events; return how many rows are new (an event held before adds none).
@@ -142,8 +144,9 @@ class ActivityLedger:
                     return None
                 generation, change = staged
                 await self.committer.upload(generation)
-                won, current, _ = await self.committer.publish(generation)
+                won, current, current_etag = await self.committer.publish(generation)
                 if won:
+                    self.published[unit] = (current or generation.head, current_etag)
                     self.files_written += len(generation.uploads)
                     await self.committer.finish(generation)
                     await self._sweep(current or generation.head)

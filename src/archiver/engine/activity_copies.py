@@ -161,7 +161,7 @@ class Change:
         key = event_identity(row)
         own_id, source_key = row.get("event_id"), str(row.get("source_key") or "")
         same = next((e for e in self.view(key) if e.is_copy(source_key, own_id)), None)
-        if same is not None and same.source_etag == row.get("source_etag"):
+        if same is not None and same.source_etag == row.get("source_etag") and not self._outranks(key, same):
             return
         copies = self.copies(key)
         if same is not None:  # its object was rewritten and still holds the event
@@ -182,6 +182,13 @@ class Change:
             self.rows.append({**row, "event_id": event_id})
         else:
             entry.event_id = held.event_id
+
+    def _outranks(self, key: str, spare: ActivityEntry) -> bool:
+        """A copy not kept that beats the kept one (a repair rebuilt the row from a lesser copy)."""
+        kept = next((e for e in self.view(key) if e.file and e.event_id == spare.event_id), None)
+        return (
+            kept is not None and not spare.file and copy_rank(spare.source_key) < copy_rank(kept.source_key)
+        )
 
     def added(self) -> int:
         """Events new to the ledger (a better copy of a held event adds none)."""

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from archiver.config import Settings
 from archiver.engine import ledger
+from archiver.engine.activity_check import ActivityCheck
 from archiver.engine.context import ProgressHook, RunContext, ledger_listings
 from archiver.engine.listing import SourcePlan, Window, plan_source
 from archiver.engine.parsing import Parser
@@ -101,6 +102,8 @@ class Run:
             self.report.days = roots
             self.report.future_days = [r for r in roots if self.watermark.is_future(r)]
             await self._archive(plan, roots)
+            if not self._out_of_time():
+                await ActivityCheck(self.ctx, window, self.scope.accepts_root).run()
             complete = self.scope.everything and self.ctx.settings.since is None
             if (
                 complete

@@ -24,6 +24,7 @@ from archiver.formats.envelopes import ACTIVITY_API, Envelope
 from archiver.formats.normalize import read_activity
 from archiver.formats.records import ActivityEvent
 from archiver.storage.localfs import LocalStore
+from tests.functional.cli.test_cli import archiver_cli, cli_env, one_error_line, single_report
 from tests.functional.readback import read_rows
 
 SETTINGS = Settings(concurrency=4, retire_grace_seconds=0)
@@ -309,3 +310,90 @@ def test_an_event_leaves_only_when_its_last_copy_is_overwritten(tmp_path: Path) 
         assert activity(dest) == clean_rows(source, tmp_path / name)
     # AND E stays while a copy holds it, and leaves with the last one
     assert seen == [["recipe_started", "recipe_stopped"]] * 2 + [["recipe_started"]]
+
+
+# --------------------------------------------------------------------------- a damaged activity data file
+
+
+def activity_files(dest: Path) -> list[Path]:
+    return sorted((dest / "activity").rglob("*.parquet"))
+
+
+def damage(path: Path, how: str) -> None:
+    """What a mistake or a broken copy can do to a data file."""
+    if how == "deleted":
+        path.unlink()
+    elif how == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        path.write_bytes(b"")
+
+
+def verify_report(source: Path, dest: Path) -> Any:
+    return asyncio.run(api.verify(LocalStore(source), LocalStore(dest), SETTINGS))
+
+
+@pytest.mark.parametrize("how", ["deleted", "truncated", "emptied"])
+def test_a_damaged_activity_file_is_rebuilt_from_the_stream_copies(how: str, tmp_path: Path) -> None:
+    # GIVEN the stream's events archived (every event delivered twice), and their data file damaged
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    write_stream(source, suffix="-a")
+    write_stream(source, suffix="-b")
+    compact(source, dest)
+    (lost,) = activity_files(dest)
+    damage(lost, how)
+    # WHEN compact runs again, the source unchanged
+    report = compact(source, dest)
+    # THEN it names the file, fails nothing, and the rows are back as a clean run makes them
+    assert report.missing_files == [str(lost.relative_to(dest))]
+    assert report.failures == []
+    assert activity(dest) == clean_rows(source, tmp_path)
+    assert verify_report(source, dest).ok
+    # AND a rerun reads and writes nothing
+    again = compact(source, dest)
+    assert (again.requests["get"], again.requests["put"], again.missing_files) == (0, 0, [])
+
+
+def test_a_rebuilt_row_of_an_api_event_takes_the_api_copy_again_when_the_day_is_pulled(
+    tmp_path: Path,
+) -> None:
+    # GIVEN events archived from the stream and from the API (the API's rows kept), then their file deleted
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    source.mkdir()
+    stream_then_api(source, dest)
+    before = activity(dest)
+    (lost,) = activity_files(dest)
+    lost.unlink()
+    # WHEN compact runs: the rows come back from the stream copies, with Workato's ids
+    report = compact(source, dest)
+    assert report.failures == [] and report.missing_files == [str(lost.relative_to(dest))]
+    assert_one_row_per_event_with_ids(activity(dest))
+    # AND the API is pulled again
+    pull(dest)
+    # THEN the archive is as it was: the API copies' rows
+    assert activity(dest) == before
+
+
+def test_a_deleted_file_of_api_only_events_fails_the_run_naming_it_until_the_day_is_pulled_again(
+    tmp_path: Path,
+) -> None:
+    # GIVEN events archived from the API only, and their data file deleted
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    source.mkdir()
+    pull(dest)
+    before = activity(dest)
+    (lost,) = activity_files(dest)
+    lost.unlink()
+    assert verify_report(source, dest).missing_files == [str(lost.relative_to(dest))]
+    # WHEN compact runs from the command line over that day
+    day = DAY.isoformat()
+    args = ["compact", str(source), str(dest), "--since", day, "--until", day, "--json"]
+    result = archiver_cli(args, cli_env(None))
+    # THEN it exits 4 with one line naming the file and how to get the events back
+    line = one_error_line(result, 4, stdout=None)
+    assert str(lost.relative_to(dest)) in line and "pull-activity" in line, line
+    assert single_report(result)["missing_files"] == [str(lost.relative_to(dest))]
+    # AND the archive no longer claims the file, so pulling the day again restores every event
+    assert verify_report(source, dest).ok
+    assert pull(dest) == len(EVENTS)
+    assert activity(dest) == before
