@@ -1,15 +1,16 @@
 """A run's check of the activity ledgers of its window: data files deleted or damaged are rebuilt.
 
 The `activity` table's files belong to the per-day activity ledgers, not to the units
-a run routes, so a run checks them on its own once its units are done. A day whose
-ledger head and data files are as its `seen-` marker recorded is skipped from the two
-LISTs every run makes (no GET, no PUT). Another day's head is read, and every file it
-names must be in the archive with the size it was committed with. A file missing or
-of another size is damaged: the ledger rebuilds the rows it held from the copies that
-can be read again (`ActivityLedger.repair`); events no copy gives back are a failure
-of the run naming the file. A day is checked by the shard that archives the stream's
-objects of that day (`loose=DAY`), after them, so its marker already includes their
-commits.
+a run routes, so a run checks them on its own, before its units (which may rewrite
+those files). A day whose ledger objects and data files are as its `seen-` marker
+recorded is skipped from the two LISTs every run makes (no GET, no PUT). Another day's
+head is read, and every file it names must be in the archive with the size it was
+committed with. A file missing or of another size is damaged: the ledger rebuilds the
+rows it held from the copies that can be read again (`ActivityLedger.repair`); events
+no copy gives back are a failure of the run naming the file. A day is checked by the
+shard that archives the stream's objects of that day (`loose=DAY`); after the units,
+the days the run committed to are checked again and marked, so a rerun with nothing
+new skips them.
 """
 
 from __future__ import annotations
@@ -73,15 +74,26 @@ class ActivityCheck:
         self.accepts_root = accepts_root
 
     async def run(self) -> None:
+        """Before the units: check every day of the window, so units never rewrite a damaged file."""
         days = await self._ledgers()
         await self._data_files(days, self.window.since)
         for day, listed in sorted(days.items()):
-            try:
-                await self._check(day, listed)
-            except (ArchiverError, OSError, ValueError) as error:  # one day's failure, never the run's
-                message = str(error).splitlines()[0] if str(error) else type(error).__name__
-                failure = {"unit": activity_unit(day), "error": message, "kind": type(error).__name__}
-                self.ctx.report.failures.append(failure)
+            await self._check_day(day, listed)
+
+    async def recheck(self) -> None:
+        """After the units: the days this run committed to, so an unchanged rerun skips them."""
+        for unit in sorted(self.ctx.activity.published):
+            day = root_date(unit)
+            if day is not None:
+                await self._check_day(day, None)
+
+    async def _check_day(self, day: dt.date, listed: _Day | None) -> None:
+        try:
+            await self._check(day, listed or await self._relist(day))
+        except (ArchiverError, OSError, ValueError) as error:  # one day's failure, never the run's
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            failure = {"unit": activity_unit(day), "error": message, "kind": type(error).__name__}
+            self.ctx.report.failures.append(failure)
 
     async def _ledgers(self) -> dict[dt.date, _Day]:
         """The window's activity ledgers this run checks, with their heads' ETags and markers."""
@@ -92,9 +104,15 @@ class ActivityCheck:
         async for page in self.ctx.dest.list_pages(prefix, start_after=start):
             for info in page.objects:
                 day = root_date(info.key[len(ledger.LEDGER_ROOT) :].split("/", 1)[0])
+                if day is not None and self._past(day):
+                    return _with_head(days)
                 if day is not None and self.window.contains(day) and self.accepts_root(loose_unit(day)):
                     days.setdefault(day, _Day()).add_ledger_object(info)
-        return {day: listed for day, listed in days.items() if listed.head_etag is not None}
+        return _with_head(days)
+
+    def _past(self, day: dt.date) -> bool:
+        """Keys are listed in date order: past the window's last day, the rest is not the run's."""
+        return self.window.until is not None and day > self.window.until
 
     async def _data_files(self, days: dict[dt.date, _Day], since: dt.date | None) -> None:
         """The sizes of the activity files of those days (one LIST from the window's first day)."""
@@ -104,6 +122,8 @@ class ActivityCheck:
         async for page in self.ctx.dest.list_pages(DATA_PREFIX, start_after=start):
             for info in page.objects:
                 day = read_day_partition(info.key)
+                if day is not None and self._past(day):
+                    return
                 if day is not None and day in days and info.key.endswith(".parquet"):
                     days[day].files[info.key] = info.size
 
@@ -163,6 +183,11 @@ class ActivityCheck:
             return None
         parsed = read_object(fetched.body, key=key, etag=fetched.etag, key_info=parse_key(key))
         return [event.row for event in parsed.activity]
+
+
+def _with_head(days: dict[dt.date, _Day]) -> dict[dt.date, _Day]:
+    """Days whose ledger has a head (a ledger that never committed has nothing to check)."""
+    return {day: listed for day, listed in days.items() if listed.head_etag is not None}
 
 
 def _lost(unit: str, day: dt.date, damaged: set[str], lost: list[str]) -> dict[str, str]:

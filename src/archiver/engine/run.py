@@ -101,9 +101,11 @@ class Run:
             roots = [root for root in plan.roots() if self.scope.accepts_root(root)]
             self.report.days = roots
             self.report.future_days = [r for r in roots if self.watermark.is_future(r)]
+            activity = ActivityCheck(self.ctx, window, self.scope.accepts_root)
+            await activity.run()
             await self._archive(plan, roots)
             if not self._out_of_time():
-                await ActivityCheck(self.ctx, window, self.scope.accepts_root).run()
+                await activity.recheck()
             complete = self.scope.everything and self.ctx.settings.since is None
             if (
                 complete

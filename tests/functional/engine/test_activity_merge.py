@@ -25,6 +25,13 @@ from archiver.formats.normalize import read_activity
 from archiver.formats.records import ActivityEvent
 from archiver.storage.localfs import LocalStore
 from tests.functional.cli.test_cli import archiver_cli, cli_env, one_error_line, single_report
+from tests.functional.engine.buckets import (
+    assert_same_as_clean,
+    bucket_keys,
+    get_object,
+    new_bucket,
+    put_objects,
+)
 from tests.functional.readback import read_rows
 
 SETTINGS = Settings(concurrency=4, retire_grace_seconds=0)
@@ -397,3 +404,32 @@ def test_a_deleted_file_of_api_only_events_fails_the_run_naming_it_until_the_day
     assert verify_report(source, dest).ok
     assert pull(dest) == len(EVENTS)
     assert activity(dest) == before
+
+
+def test_over_s3_a_truncated_activity_file_and_an_overwritten_copy_in_one_run_end_as_a_clean_run(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    # GIVEN every event streamed twice into a bucket and archived from the command line
+    source, dest = new_bucket(moto_endpoint, "activity"), new_bucket(moto_endpoint, "activity")
+    folder = f"99999/activity/{DAY:%Y%m%d}"
+    objects = {f"{folder}/event-{n}{suffix}.json": stream_body(*spec) for n, spec in enumerate(EVENTS)
+               for suffix in ("-a", "-b")}  # fmt: skip
+    put_objects(moto_endpoint, source, objects)
+    urls = [f"s3://{source}/", f"s3://{dest}/"]
+    env = cli_env(moto_endpoint, ARCHIVER_RETIRE_GRACE_SECONDS="0")
+    assert archiver_cli(["compact", *urls, "--json"], env).returncode == 0
+    # AND then the activity file truncated to half, and the kept copy of one event overwritten with F
+    (damaged,) = [key for key in bucket_keys(moto_endpoint, dest, "activity/") if key.endswith(".parquet")]
+    body = get_object(moto_endpoint, dest, damaged)
+    put_objects(moto_endpoint, dest, {damaged: body[: len(body) // 2]})
+    put_objects(moto_endpoint, source, {f"{folder}/event-0-a.json": stream_body(*OTHER)})
+    # WHEN compact runs again
+    result = archiver_cli(["compact", *urls, "--json"], env)
+    # THEN it exits 0 naming the damaged file, and the archive is the one a clean run makes
+    assert result.returncode == 0, result.stderr
+    assert single_report(result)["missing_files"] == [damaged]
+    assert_same_as_clean(moto_endpoint, source, dest, tmp_path)
+    assert archiver_cli(["verify", *urls], env).returncode == 0
+    # AND a rerun reads and writes nothing
+    again = single_report(archiver_cli(["compact", *urls, "--json"], env))
+    assert (again["requests"]["get"], again["requests"]["put"]) == (0, 0)  # type: ignore[index]
