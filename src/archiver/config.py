@@ -5,9 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from archiver.errors import ConfigError
+
+if TYPE_CHECKING:
+    from archiver.formats.policy import Policy
 
 MIB = 1024 * 1024
 
@@ -42,6 +46,10 @@ class Settings:
     api_overlap_minutes: int = 60
     api_max_attempts: int = 8
     api_timeout_seconds: int = 60
+    # The redaction policy: where its file is (ARCHIVER_POLICY), and once loaded (engine.api.with_policy)
+    # the policy itself; None means the default policy (secret-named payload keys redacted).
+    policy_location: str = ""
+    policy: Policy | None = field(default=None, repr=False)
 
     def with_window(self, since: dt.date | None, until: dt.date | None) -> Settings:
         if since and until and since > until:
@@ -96,6 +104,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         if name in _ZSTD_LEVELS and values[name] > ZSTD_MAX_LEVEL:
             raise ConfigError(f"{variable} must be a zstd level from 1 to {ZSTD_MAX_LEVEL}, got {raw!r}")
     settings = replace(Settings(), **values)  # type: ignore[arg-type]
+    settings = replace(settings, policy_location=env.get("ARCHIVER_POLICY", "").strip())
     # The standard AWS variables, so the archiver's defaults never override what a user set.
     attempts = env.get("AWS_MAX_ATTEMPTS")
     if attempts:
@@ -118,6 +127,13 @@ def api_token_from_env(environ: Mapping[str, str] | None = None) -> str:
     if not token:
         raise ConfigError("WORKATO_API_TOKEN is not set: export the API client's token to pull activity")
     return token
+
+
+def policy_key_from_env(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The key of the policy's `hash` rules (ARCHIVER_POLICY_KEY), kept out of Settings; None if unset."""
+    env = os.environ if environ is None else environ
+    key = env.get("ARCHIVER_POLICY_KEY", "").strip()
+    return key.encode() if key else None
 
 
 def parse_date(text: str) -> dt.date:

@@ -18,6 +18,10 @@ class ConfigError(ArchiverError):
     """Bad arguments or settings: fix the invocation."""
 
 
+class PolicyError(ConfigError):
+    """The redaction policy cannot be loaded or used: fix the policy file or its key."""
+
+
 class StorageError(ArchiverError):
     """A storage call failed; `retryable` tells transient faults from permanent ones."""
 
@@ -40,6 +44,25 @@ class PreconditionFailedError(StorageError):
     """A conditional write lost: someone else changed the object first."""
 
     retryable = True
+
+
+class LedgerFormatError(ArchiverError):
+    """A file of the archive's own ledger that this version cannot read; no retry helps.
+
+    Once the file is known its message names the unit and the key, so the one
+    line a user sees says which file to fix or remove.
+    """
+
+    def __init__(self, message: str, *, unit: str | None = None, key: str | None = None) -> None:
+        super().__init__(message)
+        self.unit = unit
+        self.key = key
+
+    def naming(self, unit: str, key: str) -> LedgerFormatError:
+        """The same error, its message naming the unit and the file."""
+        if self.key is not None:
+            return self
+        return LedgerFormatError(f"unit {unit}: {self} in {key}", unit=unit, key=key)
 
 
 class UnsafeKeyError(ArchiverError):

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from archiver.config import Settings, settings_from_env
+from archiver.engine import api
 from archiver.errors import ConfigError
-from archiver.storage.s3 import parse_s3_url
+from archiver.storage.location import parse_s3_url
 
 WORKATO_RETRY_DAYS = 7
 """Workato retries a failed delivery for up to seven days: a day is final only after that."""
@@ -31,9 +32,6 @@ class Location:
     @property
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
-
-    def contains(self, other: Location) -> bool:
-        return self.bucket == other.bucket and other.prefix.startswith(self.prefix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +63,7 @@ def check_no_loop(source: Location, dest: Location) -> None:
     """Refuse an archive under the watched prefix (or holding it): a notification loop."""
     # The archive writes JSON of its own (ledger heads, intents, checkpoints); under the
     # watched prefix every such write would notify the queue and loop forever.
-    if source.contains(dest) or dest.contains(source):
+    if api.is_within(dest.url, source.url) or api.is_within(source.url, dest.url):
         raise ConfigError(
             f"ARCHIVER_DEST {dest.url} and ARCHIVER_SOURCE {source.url} overlap: "
             "the archive must never be written under the watched prefix (nor contain it)"

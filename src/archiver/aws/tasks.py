@@ -37,7 +37,8 @@ class UnitIncompleteError(ArchiverError):
 
 
 class ArchiveGapError(ArchiverError):
-    """`verify` found source objects missing from the archive, or files its ledgers name missing."""
+    """`verify` found source objects missing from the archive, files its ledgers name missing or damaged,
+    or a unit whose ledger it could not read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,8 @@ def run_task(request: TaskRequest, runtime: Runtime, *, run_id: str, now: dt.dat
         counts = summary["counts"]
         raise ArchiveGapError(
             f"the archive has gaps: {counts['not_archived']} not archived, {counts['stale']} stale, "
-            f"{counts['missing_files']} missing files, {counts['orphan_files']} orphan files; "
+            f"{counts['missing_files']} missing files, {counts['damaged_files']} damaged files, "
+            f"{counts['orphan_files']} orphan files, {len(verified.failures)} units unreadable; "
             f"first: {_first_problem(summary)}"
         )
     return summary
@@ -143,7 +145,7 @@ def compact_summary(unit: str, report: api.RunReport) -> dict[str, Any]:
 def verify_summary(report: api.VerifyReport) -> dict[str, Any]:
     full = report.as_dict()
     summary = {name: value for name, value in full.items() if not isinstance(value, list)}
-    for name in ("not_archived", "stale", "missing_files", "orphan_files"):
+    for name in (*report.PROBLEMS, "failures"):
         problems = full[name]
         assert isinstance(problems, list)
         summary[name] = problems[:EXAMPLES]
@@ -151,7 +153,9 @@ def verify_summary(report: api.VerifyReport) -> dict[str, Any]:
 
 
 def _first_problem(summary: Mapping[str, Any]) -> str:
-    for name in ("not_archived", "stale", "missing_files", "orphan_files"):
+    if summary["failures"]:
+        return f"{summary['failures'][0]['error']} (failures)"
+    for name in api.VerifyReport.PROBLEMS:
         if summary[name]:
             return f"{summary[name][0]} ({name})"
     return "none"

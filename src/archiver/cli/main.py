@@ -2,7 +2,8 @@
 
 Exit codes: 0 the run finished (quarantined objects included); 2 bad arguments or
 settings; 3 storage unreachable, missing or denied; 4 the run finished but some
-objects could not be read after retries (they are named; the next run retries them);
+objects could not be read after retries (they are named; the next run retries
+them), or a unit's ledger file is malformed (the unit and the file are named);
 5 `verify` found a gap.
 """
 
@@ -24,10 +25,10 @@ import orjson
 from archiver import __version__
 from archiver.cli.logs import configure_logging
 from archiver.config import Settings, parse_date, settings_from_env
-from archiver.errors import ArchiverError, ConfigError, StorageError
+from archiver.errors import ArchiverError, ConfigError, LedgerFormatError, StorageError
 
 if TYPE_CHECKING:
-    from archiver.engine.api import RunReport, UnitScope, VerifyReport
+    from archiver.engine.api import RedactReport, RunReport, UnitScope, VerifyReport
 
 T = TypeVar("T")
 
@@ -77,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_window(plan)
 
     _add_pull_activity(commands)
+
+    redact = commands.add_parser("redact", help="rewrite the window's files under the current policy")
+    redact.add_argument("dest", metavar="DEST", help="the archive: s3://bucket/prefix or a local folder")
+    _add_window(redact)
+    redact.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     replay = commands.add_parser("replay", help="replay a folder through an embedded S3 server")
     replay.add_argument("dir", metavar="DIR", type=Path)
@@ -147,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(EXIT_USAGE, str(error))
     except StorageError as error:
         return _fail(EXIT_STORAGE, str(error))
+    except LedgerFormatError as error:  # names the unit and the file: fix or remove it
+        return _fail(EXIT_UNREAD, str(error))
     except ArchiverError as error:
         return _fail(EXIT_STORAGE if error.retryable else EXIT_USAGE, str(error))
     except KeyboardInterrupt:
@@ -192,10 +200,22 @@ def run_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def writing_settings(args: argparse.Namespace) -> Settings:
+    """`run_settings` with the redaction policy (ARCHIVER_POLICY, ARCHIVER_POLICY_KEY) loaded: for commands
+    that write rows. A policy that cannot be read or is wrong is one line and exit 2, before anything runs."""
+    from archiver.config import policy_key_from_env
+    from archiver.engine import api
+
+    settings = run_settings(args)
+    if not settings.policy_location:
+        return settings
+    return run_quietly(api.with_policy(settings, policy_key_from_env()))
+
+
 def _compact(args: argparse.Namespace) -> int:
     from archiver.engine.api import UnitScope
 
-    settings = run_settings(args)
+    settings = writing_settings(args)
     scope = UnitScope(unit=args.unit, shard=args.shard)
     logger.info("compacting %s into %s", args.source, args.dest)
     report = run_quietly(compact(args.source, args.dest, settings, scope=scope))
@@ -222,12 +242,17 @@ def _verify(args: argparse.Namespace) -> int:
             f"checked {report.objects_checked} objects in {report.units} units: "
             f"{report.objects_archived} archived, {report.objects_quarantined} quarantined; "
             f"{len(report.not_archived)} not archived, {len(report.stale)} stale, "
-            f"{len(report.missing_files)} missing files, {len(report.orphan_files)} orphan files"
+            f"{len(report.missing_files)} missing files, {len(report.damaged_files)} damaged files, "
+            f"{len(report.orphan_files)} orphan files"
         )
+    if report.failures:
+        units = [failure["unit"] for failure in report.failures]
+        more = f" and {len(units) - 3} more" if len(units) > 3 else ""
+        listed = f"{len(units)} units could not be verified: {', '.join(units[:3])}{more}"
+        return _fail(EXIT_UNREAD, f"{listed}; first error: {report.failures[0]['error']}")
     if report.ok:
         return EXIT_OK
-    problems = report.not_archived + report.stale + report.missing_files + report.orphan_files
-    return _fail(EXIT_GAP, f"the archive has gaps, first: {problems[0]}")
+    return _fail(EXIT_GAP, f"the archive has gaps, first: {report.problems()[0]}")
 
 
 async def _run_verify(source_url: str, dest_url: str, settings: Settings) -> VerifyReport:
@@ -320,7 +345,7 @@ def _replay(args: argparse.Namespace) -> int:
     _require_local_extra("replay")
     from archiver.local.replay import replay
 
-    settings = run_settings(args)
+    settings = writing_settings(args)
     report = replay(args.dir, args.out, settings)
     code = emit_report(report, as_json=args.json)
     if not args.json:
@@ -340,7 +365,7 @@ def _demo(args: argparse.Namespace) -> int:
     _require_local_extra("demo")
     from archiver.local.demo import run_demo
 
-    return run_demo(run_settings(args), out=sys.stdout)
+    return run_demo(writing_settings(args), out=sys.stdout)
 
 
 # --- pull-activity ---------------------------------------------------------------------
@@ -369,7 +394,7 @@ def _pull_activity(args: argparse.Namespace) -> int:
     from archiver.errors import ApiError
     from archiver.sources import activity_pull
 
-    settings = run_settings(args)
+    settings = writing_settings(args)
     token = api_token_from_env()
     try:
         with _pull_progress() as tick:
@@ -416,6 +441,29 @@ class _pull_progress:
             self._bar.close()
 
 
+def _redact(args: argparse.Namespace) -> int:
+    """Exit 0 when every unit of the window is under the policy, 4 when some could not be rewritten."""
+    settings = writing_settings(args)
+    report = run_quietly(_run_redact(args.dest, settings))
+    if args.json:
+        sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
+    else:
+        print(
+            f"policy {report.policy}: {report.files_rewritten} files of {report.units_rewritten} units "
+            f"rewritten ({report.rows} rows), {report.units_checked} units checked"
+        )
+    if report.failures:
+        return _fail(EXIT_UNREAD, _failure_line(report.failures))
+    return EXIT_OK
+
+
+async def _run_redact(dest_url: str, settings: Settings) -> RedactReport:
+    from archiver.engine import api
+
+    async with api.open_stores(dest_url, None, settings) as (dest, _):
+        return await api.redact(dest, settings)
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "compact": _compact,
     "verify": _verify,
@@ -424,4 +472,5 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "synth": _synth,
     "demo": _demo,
     "pull-activity": _pull_activity,
+    "redact": _redact,
 }

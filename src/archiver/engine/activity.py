@@ -39,14 +39,16 @@ from archiver.engine.activity_copies import (
     decode_entries,
     edit_rows,
     encode_entries,
+    live_copies,
     plan_change,
     plan_repair,
     tombstone,
 )
 from archiver.engine.commit import Committer, Generation
 from archiver.engine.compaction import Rewriter, rewrite
-from archiver.engine.index import merge_segments, read_head, segments_to_merge
+from archiver.engine.index import merge_segments, read_head, read_segments, segments_to_merge
 from archiver.engine.ledger import FileRef, Head, Retired, SegmentRef
+from archiver.engine.policies import current_policy
 from archiver.engine.writer import BufferBudget, Compression, UnitWriter
 from archiver.errors import ArchiverError, NotFoundError
 from archiver.formats.records import ActivityEvent, Row
@@ -160,12 +162,9 @@ class ActivityLedger:
         await asyncio.sleep(random.uniform(0, min(5.0, 0.05 * 2**attempt)))
 
     async def _index(self, head: Head) -> tuple[Index, dict[str, list[ActivityEntry]]]:
-        segments = {}
-        for segment in head.segments:
-            segments[segment.key] = decode_entries((await self.dest.get(segment.key)).body)
-        merged = merge_segments(list(segments.values()))
-        live = {key: [entry for entry in entries if entry.source_key] for key, entries in merged.items()}
-        return {key: entries for key, entries in live.items() if entries}, segments
+        loaded = await read_segments(self.dest, head, decode_entries)
+        segments = {segment.key: entries for segment, entries in zip(head.segments, loaded, strict=True)}
+        return live_copies(merge_segments(list(segments.values()))), segments
 
     async def _stage(
         self,
@@ -207,7 +206,7 @@ class ActivityLedger:
             fanout=self.settings.max_small_files,
             missing=missing,
         )
-        entries = _remapped_entries(index, change.touched, rewritten.mapping)
+        entries = remapped_entries(index, change.touched, rewritten.mapping)
         segment_key = ledger.segment_key(head.unit, number, token)
         appended = [*head.segments, SegmentRef(segment_key, len(entries))]
         run = segments_to_merge(appended)
@@ -227,7 +226,8 @@ class ActivityLedger:
             generation=number,
             segments=appended,
             files=sorted(
-                kept + [FileRef(f.key, f.table, f.rows, f.bytes) for f in rewritten.uploads], key=_key
+                kept + [FileRef(f.key, f.table, f.rows, f.bytes, f.policies) for f in rewritten.uploads],
+                key=_key,
             ),
             retired=[item for item in retired if item not in expired],
             lineage=[*head.lineage, token][-ledger.LINEAGE :],
@@ -255,6 +255,7 @@ class ActivityLedger:
             row_group_rows=self.settings.row_group_rows,
             compression=Compression.of(self.settings),
             budget=self.buffers,
+            policy=current_policy(self.settings).digest,
         )
 
     async def _sweep(self, head: Head) -> None:
@@ -270,7 +271,7 @@ def _key(ref: FileRef) -> str:
     return ref.key
 
 
-def _remapped_entries(
+def remapped_entries(
     index: Index, touched: dict[str, list[ActivityEntry]], mapping: dict[str, list[str]]
 ) -> list[ActivityEntry]:
     """Copies of every touched identity, and of identities whose file was rewritten (now its new file)."""

@@ -139,7 +139,8 @@ class ActivityCheck:
                 listed = await self._relist(day)
                 if etag != listed.head_etag:
                     continue  # it moved again: the listing must be at least as new as the head
-            damaged = {ref.key for ref in head.files if listed.files.get(ref.key) != ref.bytes}
+            missing, resized = ledger.absent_or_damaged(head.files, listed.files)
+            damaged = missing | resized
             if not damaged:
                 await self._mark(unit, listed)
                 return

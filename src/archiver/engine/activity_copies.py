@@ -81,6 +81,12 @@ def decode_entries(data: bytes) -> list[ActivityEntry]:
         raise LedgerFormatError(f"malformed activity segment ({type(error).__name__})") from None
 
 
+def live_copies(merged: Mapping[str, list[ActivityEntry]]) -> dict[str, list[ActivityEntry]]:
+    """The recorded copies of each identity, merged from segments: kept or spare, never a tombstone."""
+    live = {key: [entry for entry in entries if entry.source_key] for key, entries in merged.items()}
+    return {key: entries for key, entries in live.items() if entries}
+
+
 def tombstone(key: str) -> ActivityEntry:
     """An identity left with no copy: written so that older segments stop counting."""
     return ActivityEntry(key, None, "", None, "")

@@ -14,32 +14,41 @@ from archiver.config import Settings
 from archiver.engine.activity import ActivityLedger
 from archiver.engine.context import ProgressHook
 from archiver.engine.planner import PLANS_PREFIX, PlannedUnit, plan_units, write_manifest
+from archiver.engine.policies import current_policy, with_policy
 from archiver.engine.processes import compact_in_processes
 from archiver.engine.report import RunReport
+from archiver.engine.rewriting import RedactReport, redact_window
 from archiver.engine.run import Clock, Run, cpu_count, utc_now
-from archiver.engine.stores import open_stores
+from archiver.engine.stores import check_dest_apart, open_stores
 from archiver.engine.units import UnitScope, shard_key
 from archiver.engine.verify import VerifyReport
 from archiver.engine.verify import verify as verify_window
 from archiver.engine.writer import BufferBudget
 from archiver.formats.records import ActivityEvent
+from archiver.formats.redaction import redact_row
+from archiver.storage.location import is_within
 from archiver.storage.store import ObjectStore
 
 __all__ = [
     "PLANS_PREFIX",
     "ActivitySink",
     "PlannedUnit",
+    "RedactReport",
     "RunReport",
     "UnitScope",
     "VerifyReport",
     "activity_sink",
+    "check_dest_apart",
     "compact",
     "compact_keys",
     "compact_urls",
+    "is_within",
     "open_stores",
     "plan",
+    "redact",
     "shard_key",
     "verify",
+    "with_policy",
     "write_plan",
 ]
 
@@ -77,8 +86,10 @@ async def compact_urls(
     """`compact` from URLs, on every core: with several CPUs, one shard of the days per process.
 
     One process (and the progress hook) when `ARCHIVER_PARSE_WORKERS` is 1 or the
-    machine has one CPU, or when a scope names a unit or a shard already.
+    machine has one CPU, or when a scope names a unit or a shard already. A DEST that
+    is SOURCE or lies inside it is refused first (`ConfigError`).
     """
+    check_dest_apart(source_url, dest_url)
     workers = settings.parse_workers or cpu_count()
     if workers > 1 and (scope is None or scope.everything):
         return await compact_in_processes(source_url, dest_url, settings, workers, clock(), progress)
@@ -121,6 +132,11 @@ async def verify(source: ObjectStore, dest: ObjectStore, settings: Settings) -> 
     return await verify_window(source, dest, settings.since, settings.until)
 
 
+async def redact(dest: ObjectStore, settings: Settings, *, clock: Clock = utc_now) -> RedactReport:
+    """Rewrite the window's data files not written under the settings' policy, from the archive alone."""
+    return await redact_window(dest, settings, int(clock().timestamp() * 1_000_000))
+
+
 class ActivitySink:
     """The archive's activity ledger, for events that come from elsewhere than the bucket (the API)."""
 
@@ -130,9 +146,13 @@ class ActivitySink:
             dest, settings, Path(self._workdir.name), BufferBudget(settings.max_buffered_bytes)
         )
         self._clock = clock
+        self._policy = current_policy(settings)
 
     async def commit(self, events: Sequence[ActivityEvent]) -> int:
-        """Archive the events, one row per event whatever else holds a copy; return the rows added."""
+        """Archive the events (under the redaction policy), one row per event whatever else holds a copy;
+        return the rows added."""
+        for event in events:
+            redact_row(self._policy, "activity", event.row)
         now_us = int(self._clock().timestamp() * 1_000_000)
         return await self._ledger.commit(events, now_us)
 

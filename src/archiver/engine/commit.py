@@ -45,6 +45,8 @@ class Generation:
     segment_body: bytes | None = None
     dropped_segments: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
+    discarded: list[str] = field(default_factory=list)
+    """Data files the head stops naming because they are gone or damaged: deleted after the commit."""
     counts: tuple[int, int, dict[str, int]] = (0, 0, {})
     notes: list[str] = field(default_factory=list)
 
@@ -68,7 +70,7 @@ class Committer:
         """Put the intent, then every data file and the segment; nothing refers to them yet."""
         # What a commit deletes afterwards is named too: a crash between the commit and
         # the deletes leaves them for the next attempt's leftover sweep.
-        after = [*generation.dropped_segments, *generation.expired]
+        after = [*generation.dropped_segments, *generation.expired, *generation.discarded]
         await self.dest.put(
             generation.intent_key, orjson.dumps({"files": generation.upload_keys(), "after": after})
         )
@@ -102,8 +104,13 @@ class Committer:
         return True, generation.head, etag
 
     async def finish(self, generation: Generation) -> None:
-        """After a win: the intent, merged-away segments and expired retired files go."""
-        doomed = [generation.intent_key, *generation.dropped_segments, *generation.expired]
+        """After a win: the intent, merged-away segments, expired retired files and damaged files go."""
+        doomed = [
+            generation.intent_key,
+            *generation.dropped_segments,
+            *generation.expired,
+            *generation.discarded,
+        ]
         await self.dest.delete(doomed)
         self.files_deleted += len(generation.expired)
 

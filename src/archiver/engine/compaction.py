@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from archiver.engine.ledger import FileRef
-from archiver.engine.writer import UnitWriter, WrittenFile, read_day_partition
+from archiver.engine.writer import UnitWriter, WrittenFile, file_policies, read_day_partition
 from archiver.storage.store import ObjectStore
 
 TIER_BASE_BYTES = 64 * 1024
@@ -82,6 +82,8 @@ Mask = Callable[[pa.Table, Any], pa.Array]
 """Which rows of a batch to keep, given what must leave the file."""
 Edit = Callable[[pa.Table, Any], pa.Table]
 """A batch as it must be after what changes in the file (rows dropped, or also edited)."""
+Transform = Callable[[str, pa.Table, tuple[str, ...]], tuple[pa.Table, tuple[str, ...]]]
+"""What a rewrite does to the rows it copies (table name, rows, their policies -> rows, policies)."""
 
 
 class Rewriter:
@@ -96,6 +98,7 @@ class Rewriter:
         workdir: Path,
         mask: Mask | None = None,
         edit: Edit | None = None,
+        transform: Transform | None = None,
     ) -> None:
         self.dest = dest
         self.writer = writer
@@ -103,6 +106,7 @@ class Rewriter:
         self.workdir = workdir
         self.mask: Mask = mask or keep_mask
         self.edit: Edit = edit or self._filtered
+        self.transform = transform
 
     def _filtered(self, data: pa.Table, drop: Any) -> pa.Table:
         return data.filter(self.mask(data, drop))
@@ -120,12 +124,18 @@ class Rewriter:
         day = read_day_partition(key)
         destinations: list[str] = []
         parquet = pq.ParquetFile(path)
+        # Copied rows keep the policies they were written under (recorded in the new file), unless
+        # the rewrite exists to change that (`redact`, `forget`).
+        policies = file_policies(parquet)
         for batch in parquet.iter_batches(batch_size=self.batch_rows):
             data = pa.Table.from_batches([batch])
             if drop:
                 data = self.edit(data, drop)
+            batch_policies = policies
+            if self.transform is not None and data.num_rows:
+                data, batch_policies = self.transform(table_name, data, policies)
             if data.num_rows:
-                new_key = self.writer.add_table(table_name, day, data)
+                new_key = self.writer.add_table(table_name, day, data, batch_policies)
                 if new_key not in destinations:
                     destinations.append(new_key)
         return destinations

@@ -13,7 +13,7 @@ from archiver.config import Settings
 from archiver.engine.activity import ActivityLedger
 from archiver.engine.commit import Committer
 from archiver.engine.fetcher import ByteBudget
-from archiver.engine.ledger import LEDGER_ROOT
+from archiver.engine.ledger import LEDGER_ROOT, unit_of
 from archiver.engine.parsing import Parser
 from archiver.engine.report import RunReport
 from archiver.engine.writer import BufferBudget
@@ -31,8 +31,7 @@ class LedgerListing:
     keys: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def add(self, key: str) -> None:
-        unit = key[len(LEDGER_ROOT) :].split("/", 1)[0]
-        self.keys[unit].add(key)
+        self.keys[unit_of(key)].add(key)
 
     def of(self, unit: str) -> set[str]:
         return self.keys.get(unit, set())

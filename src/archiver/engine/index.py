@@ -2,26 +2,39 @@
 
 This is the one way the archive's own bookkeeping is read: by the unit worker to
 tell what is new, by routing to learn which folders a sealed unit keeps, and by
-`verify` to prove what is archived.
+`verify` to prove what is archived. Readers go through `read_current`, so a head
+whose files a rival's commit deleted under them is followed by the new one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from archiver.engine.ledger import Head, IndexEntry, Outcome, SegmentRef, decode_head, decode_index, head_key
+from archiver.engine.ledger import (
+    Head,
+    IndexEntry,
+    Outcome,
+    SegmentRef,
+    decode_at,
+    decode_head,
+    decode_index,
+    head_key,
+)
 from archiver.engine.units import folder_of
-from archiver.errors import NotFoundError
+from archiver.errors import ArchiverError, NotFoundError
 from archiver.storage.store import ObjectStore
 
 SEGMENT_FANOUT = 4
 """A run of this many recent segments of one size tier is merged into one."""
 READ_CONCURRENCY = 8
+READ_ATTEMPTS = 8
+"""Heads a reader goes through when the files of the one it read keep vanishing under it."""
 
 JobKey = tuple[str, str]
 
@@ -71,6 +84,9 @@ class Keyed(Protocol):
 
 
 K = TypeVar("K", bound=Keyed)
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 def merge_segments(segments: Sequence[list[K]]) -> dict[str, list[K]]:
@@ -86,24 +102,81 @@ def merge_segments(segments: Sequence[list[K]]) -> dict[str, list[K]]:
 
 async def read_head(dest: ObjectStore, unit: str) -> tuple[Head | None, str | None]:
     """The unit's committed head and its ETag, or (None, None) if it has none."""
+    key = head_key(unit)
     try:
-        fetched = await dest.get(head_key(unit))
+        fetched = await dest.get(key)
     except NotFoundError:
         return None, None
-    return decode_head(fetched.body), fetched.etag
+    return decode_at(key, decode_head, fetched.body), fetched.etag
+
+
+async def read_segments(dest: ObjectStore, head: Head, decode: Callable[[bytes], list[K]]) -> list[list[K]]:
+    """Every segment the head names, decoded, in its order. A segment that is gone raises NotFoundError."""
+    gate = asyncio.Semaphore(READ_CONCURRENCY)
+
+    async def read(segment: SegmentRef) -> list[K]:
+        async with gate:
+            return decode_at(segment.key, decode, (await dest.get(segment.key)).body)
+
+    return list(await asyncio.gather(*(read(segment) for segment in head.segments)))
 
 
 async def read_index(dest: ObjectStore, head: Head) -> UnitIndex:
     """Every segment of the head, merged. A segment that is gone raises NotFoundError."""
-    gate = asyncio.Semaphore(READ_CONCURRENCY)
-
-    async def read(segment: SegmentRef) -> list[IndexEntry]:
-        async with gate:
-            return decode_index((await dest.get(segment.key)).body)
-
-    loaded = await asyncio.gather(*(read(segment) for segment in head.segments))
+    loaded = await read_segments(dest, head, decode_index)
     segments = {segment.key: entries for segment, entries in zip(head.segments, loaded, strict=True)}
     return UnitIndex(by_key=merge_segments(loaded), segments=segments)
+
+
+async def read_current(
+    dest: ObjectStore, unit: str, head: Head, etag: str | None, read: Callable[[Head], Awaitable[T]]
+) -> tuple[Head, str | None, T]:
+    """`read(head)`, and the head it read: if a file the head names vanishes meanwhile, the head again.
+
+    A commit deletes the segments it merged away (and, in time, the files it
+    replaced) as soon as it has won, so a reader holding an older head can meet a
+    file that is gone. That is no damage when the head has moved on: the reader
+    reads the new head and starts over, up to READ_ATTEMPTS times. A file missing
+    while its head is still the current one is: NotFoundError.
+    """
+    for _ in range(READ_ATTEMPTS):
+        try:
+            return head, etag, await read(head)
+        except NotFoundError as error:
+            current, current_etag = await read_head(dest, unit)
+            if current is None or current_etag == etag:
+                raise
+            log.info("unit %s: %s; a rival committed, reading its new head", unit, error)
+            head, etag = current, current_etag
+    raise ArchiverError(
+        f"unit {unit}: its ledger kept changing while it was read ({READ_ATTEMPTS} heads)", retryable=True
+    )
+
+
+async def read_unit_index(
+    dest: ObjectStore, unit: str, head: Head, etag: str | None
+) -> tuple[Head, str | None, UnitIndex]:
+    """The unit's index and the head it was read from (the current one, if `head` went stale meanwhile)."""
+    return await read_current(dest, unit, head, etag, lambda current: read_index(dest, current))
+
+
+async def moved_heads(
+    dest: ObjectStore, held: Mapping[str, tuple[Head, str | None]]
+) -> dict[str, tuple[Head, str | None]]:
+    """The units whose head is no longer the one held (unit -> (head, ETag) as held), with their new one."""
+    gate = asyncio.Semaphore(READ_CONCURRENCY)
+
+    async def read(unit: str) -> tuple[Head | None, str | None]:
+        async with gate:
+            return await read_head(dest, unit)
+
+    units = sorted(held)
+    current = await asyncio.gather(*(read(unit) for unit in units))
+    return {
+        unit: (head, etag)
+        for unit, (head, etag) in zip(units, current, strict=True)
+        if head is not None and etag != held[unit][1]
+    }
 
 
 def tier(entries: int) -> int:

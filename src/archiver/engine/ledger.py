@@ -25,8 +25,9 @@ import datetime as dt
 import enum
 import hashlib
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import orjson
 import pyarrow as pa
@@ -34,6 +35,7 @@ import pyarrow.parquet as pq
 
 from archiver.engine.units import unit_owner
 from archiver.engine.versions import Rank
+from archiver.errors import LedgerFormatError as LedgerFormatError  # the decoders' error, re-exported
 
 LEDGER_ROOT = "_archiver/units/"
 WATERMARK_ROOT = "_archiver/complete/"
@@ -46,6 +48,8 @@ FORMAT_VERSION = 2
 LINEAGE = 32
 """Commit tokens a head remembers, so a writer whose answer was lost can recognise its own commit."""
 
+T = TypeVar("T")
+
 
 class Outcome(enum.StrEnum):
     """What one source object contributed to the archive."""
@@ -56,13 +60,22 @@ class Outcome(enum.StrEnum):
     QUARANTINE = "quarantine"
 
 
-class LedgerFormatError(ValueError):
-    """A ledger object that this version cannot read."""
-
-
 def watermark_key(day: dt.date) -> str:
     """Marks that a complete run (no window, no unit filter, nothing unread) covered the source to `day`."""
     return f"{WATERMARK_ROOT}day={day.isoformat()}"
+
+
+def unit_of(key: str) -> str:
+    """The unit of a ledger key: `_archiver/units/day=2024-08-20.1/head.json` -> `day=2024-08-20.1`."""
+    return key[len(LEDGER_ROOT) :].split("/", 1)[0]
+
+
+def decode_at(key: str, decode: Callable[[bytes], T], data: bytes) -> T:
+    """`decode(data)`, read from `key`: a LedgerFormatError then names the unit and the file."""
+    try:
+        return decode(data)
+    except LedgerFormatError as error:
+        raise error.naming(unit_of(key), key) from None
 
 
 def unit_prefix(unit: str) -> str:
@@ -116,6 +129,26 @@ class FileRef:
     table: str
     rows: int
     bytes: int
+    policies: tuple[str, ...] = ()
+    """Digests of the redaction policies its rows were written under (empty: not recorded)."""
+
+
+def absent_or_damaged(refs: Iterable[FileRef], listed: Mapping[str, int]) -> tuple[set[str], set[str]]:
+    """Of the data files heads name, those a listing (key -> size) lacks, and those of another size.
+
+    A head records each file's size as written, so a file truncated, emptied or
+    rewritten in place is told from a LIST alone; a rewrite of the very same size
+    is not (that takes reading the file).
+    """
+    missing: set[str] = set()
+    damaged: set[str] = set()
+    for ref in refs:
+        size = listed.get(ref.key)
+        if size is None:
+            missing.add(ref.key)
+        elif size != ref.bytes:
+            damaged.add(ref.key)
+    return missing, damaged
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,12 +219,19 @@ def encode_head(head: Head) -> bytes:
             "hi": head.hi,
             "children": [{"unit": child.unit, "lo": child.lo} for child in head.children],
             "segments": [{"key": s.key, "entries": s.entries} for s in head.segments],
-            "files": [{"key": f.key, "table": f.table, "rows": f.rows, "bytes": f.bytes} for f in head.files],
+            "files": [_encode_file(f) for f in head.files],
             "retired": [{"key": r.key, "since_us": r.since_us} for r in head.retired],
             "lineage": head.lineage,
         },
         option=orjson.OPT_INDENT_2,
     )
+
+
+def _encode_file(ref: FileRef) -> dict[str, object]:
+    encoded: dict[str, object] = {"key": ref.key, "table": ref.table, "rows": ref.rows, "bytes": ref.bytes}
+    if ref.policies:
+        encoded["policies"] = list(ref.policies)
+    return encoded
 
 
 def decode_head(data: bytes) -> Head:
@@ -209,7 +249,8 @@ def decode_head(data: bytes) -> Head:
             children=[Child(str(c["unit"]), str(c["lo"])) for c in raw.get("children", [])],
             segments=[SegmentRef(str(s["key"]), int(s["entries"])) for s in raw.get("segments", [])],
             files=[
-                FileRef(f["key"], f["table"], int(f["rows"]), int(f["bytes"])) for f in raw.get("files", [])
+                FileRef(f["key"], f["table"], int(f["rows"]), int(f["bytes"]), tuple(f.get("policies", ())))
+                for f in raw.get("files", [])
             ],
             retired=[Retired(str(r["key"]), int(r["since_us"])) for r in raw.get("retired", [])],
             lineage=[str(token) for token in raw.get("lineage", [])],

@@ -25,7 +25,9 @@ from concurrent.futures.process import BrokenProcessPool
 from archiver.engine.fetcher import ByteBudget, FetchResult
 from archiver.formats.layout import KeyInfo, parse_key
 from archiver.formats.normalize import read_object
+from archiver.formats.policy import DEFAULT_POLICY, Policy
 from archiver.formats.records import ParsedObject
+from archiver.formats.redaction import redact_parsed
 
 BATCH_OBJECTS = 64
 """Bodies sent to a worker process at once: enough to make the hop cheap, few enough to keep order moving."""
@@ -67,9 +69,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def parse_batch(items: list[Item]) -> list[ParsedObject]:
-    """Runs in a worker process."""
-    return [read_object(body, key=key, etag=etag, key_info=info) for body, key, etag, info in items]
+def parse_batch(items: list[Item], policy: Policy = DEFAULT_POLICY) -> list[ParsedObject]:
+    """Runs in a worker process: rows leave it already under the run's redaction policy."""
+    return [
+        redact_parsed(policy, read_object(body, key=key, etag=etag, key_info=info))
+        for body, key, etag, info in items
+    ]
 
 
 def _item(result: FetchResult) -> Item | None:
@@ -82,8 +87,9 @@ def _item(result: FetchResult) -> Item | None:
 class Parser:
     """Turns a stream of fetch results into (result, parsed object or None) in the same order."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, policy: Policy = DEFAULT_POLICY) -> None:
         self.workers = workers
+        self.policy = policy
         self._pool: Executor | None = None
 
     def _executor(self) -> Executor:
@@ -120,7 +126,7 @@ class Parser:
             async for result in results:
                 item = _item(result)
                 try:
-                    yield result, None if item is None else parse_batch([item])[0]
+                    yield result, None if item is None else parse_batch([item], self.policy)[0]
                 finally:
                     result.release()
             return
@@ -141,7 +147,7 @@ class Parser:
             if not batch:
                 return
             items = [item for result in batch if (item := _item(result)) is not None]
-            future = loop.run_in_executor(pool, parse_batch, items)
+            future = loop.run_in_executor(pool, parse_batch, items, self.policy)
             # Parsed bodies give their bytes back at once, not when the consumer gets to them: a
             # read that waits for room must never wait on this stream's consumer.
             future.add_done_callback(functools.partial(_release_all, batch))

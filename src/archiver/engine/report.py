@@ -36,6 +36,8 @@ class RunReport:
     missing_files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     window: dict[str, str | None] = field(default_factory=dict)
+    policy: str = ""
+    """The digest of the redaction policy this run wrote rows under."""
     by_store: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per store ("source", "dest"): requests by kind plus bytes_read and bytes_written."""
     days: list[str] = field(default_factory=list)
@@ -74,6 +76,8 @@ class RunReport:
                 mine.extend(theirs)
             elif isinstance(theirs, int):
                 setattr(self, name, mine + theirs)
+            elif isinstance(theirs, str):
+                setattr(self, name, theirs or mine)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -100,6 +104,7 @@ class RunReport:
             "id_conflicts": len(self.notes),
             "notes": self.notes[:MAX_LISTED],
             "window": dict(self.window),
+            "policy": self.policy,
             "by_store": {role: dict(use) for role, use in self.by_store.items()},
             "failures": self.failures[:MAX_LISTED],
         }

@@ -18,16 +18,18 @@ from dataclasses import dataclass, field
 
 from archiver.engine import ledger
 from archiver.engine.context import RunContext
-from archiver.engine.index import read_index
-from archiver.engine.ledger import Fingerprint, Head, decode_head
+from archiver.engine.index import moved_heads, read_head, read_unit_index
+from archiver.engine.ledger import Fingerprint, Head
 from archiver.engine.listing import SourcePlan, iter_root
 from archiver.engine.tree import BoundaryPicker, Leaf, UnitState, UnitTree, sealed
 from archiver.engine.units import folder_of, unit_day, unit_owner
-from archiver.errors import ArchiverError, ConfigError, NotFoundError, PreconditionFailedError
+from archiver.errors import ArchiverError, ConfigError, PreconditionFailedError
 from archiver.formats.layout import is_json_key
 from archiver.storage.store import ObjectInfo, ObjectStore
 
 LOAD_CONCURRENCY = 8
+FILE_CHECK_ATTEMPTS = 4
+"""Times the data files are listed again after heads that named a gap turned out to have moved."""
 
 log = logging.getLogger(__name__)
 
@@ -44,24 +46,46 @@ class Batch:
 
 
 async def missing_files(dest: ObjectStore, tree: UnitTree) -> set[str]:
-    """Data files the root's committed heads name that are not in the archive (deleted by mistake)."""
-    referenced = {ref.key for state in tree.states.values() for ref in state.head.files}
-    if not referenced:
+    """Data files the root's committed heads name that are gone from the archive or damaged.
+
+    Damaged means listed with another size than the head recorded (truncated,
+    emptied, rewritten). A file missing because a commit replaced it after the
+    tree was read is no damage: the heads that name a gap are read again first.
+    """
+    missing: set[str] = set()
+    for _ in range(FILE_CHECK_ATTEMPTS):
+        missing = await _absent_or_damaged(dest, tree)
+        suspects = {u: (s.head, s.etag) for u, s in tree.states.items() if missing & s.head.file_keys()}
+        moved = await moved_heads(dest, suspects)
+        if not moved:
+            break
+        for unit, (head, etag) in moved.items():
+            tree.states[unit] = UnitState(head, etag)
+            if head.sealed and unit not in tree.held:
+                await _read_held(dest, tree, unit, tree.states[unit])
+    if missing:
+        log.info(
+            "%s: %d data files its ledger names are missing or damaged; repairing", tree.root, len(missing)
+        )
+    return missing
+
+
+async def _absent_or_damaged(dest: ObjectStore, tree: UnitTree) -> set[str]:
+    refs = [ref for state in tree.states.values() for ref in state.head.files]
+    if not refs:
         return set()
-    present: set[str] = set()
+    present: dict[str, int] = {}
     for folder in sorted(
-        {key.rsplit("/", 1)[0] + "/" for key in referenced if not key.startswith("quarantine/")}
+        {ref.key.rsplit("/", 1)[0] + "/" for ref in refs if not ref.key.startswith("quarantine/")}
     ):
         async for page in dest.list_pages(folder, delimiter="/"):
-            present.update(info.key for info in page.objects)
+            present.update((info.key, info.size) for info in page.objects)
     owners = {ledger.file_owner(unit) for unit in tree.states}
     for owner in sorted(owners):
         async for page in dest.list_pages(f"quarantine/{owner}"):
-            present.update(info.key for info in page.objects)
-    missing = referenced - present
-    if missing:
-        log.info("%s: %d data files its ledger names are missing; repairing", tree.root, len(missing))
-    return missing
+            present.update((info.key, info.size) for info in page.objects)
+    missing, damaged = ledger.absent_or_damaged(refs, present)
+    return missing | damaged
 
 
 async def load_tree(dest: ObjectStore, root: str, units: list[str]) -> UnitTree:
@@ -71,18 +95,23 @@ async def load_tree(dest: ObjectStore, root: str, units: list[str]) -> UnitTree:
 
     async def load(unit: str) -> None:
         async with gate:
-            try:
-                fetched = await dest.get(ledger.head_key(unit))
-            except NotFoundError:
-                return
-            tree.states[unit] = UnitState(decode_head(fetched.body), fetched.etag)
+            head, etag = await read_head(dest, unit)
+            if head is not None:
+                tree.states[unit] = UnitState(head, etag)
 
     await asyncio.gather(*(load(unit) for unit in units))
     for unit, state in list(tree.states.items()):
         if state.head.sealed:
             async with gate:
-                tree.held[unit] = (await read_index(dest, state.head)).folders()
+                await _read_held(dest, tree, unit, state)
     return tree
+
+
+async def _read_held(dest: ObjectStore, tree: UnitTree, unit: str, state: UnitState) -> None:
+    """The folders a sealed unit keeps, from its index (and its head, if a commit replaced it meanwhile)."""
+    head, etag, index = await read_unit_index(dest, unit, state.head, state.etag)
+    tree.states[unit] = UnitState(head, etag)
+    tree.held[unit] = index.folders()
 
 
 @dataclass(slots=True)
@@ -281,22 +310,19 @@ class RootPass:
             except PreconditionFailedError:
                 await self._reload(tree, unit)
                 continue
-            tree.states[unit] = UnitState(head, etag)
-            tree.held[unit] = (await read_index(self.ctx.dest, head)).folders()
+            await _read_held(self.ctx.dest, tree, unit, UnitState(head, etag))
             self.ctx.report.units_sealed += 1
             log.info("unit %s split into %d units", unit, len(head.children))
             return True
         return False
 
     async def _reload(self, tree: UnitTree, unit: str) -> None:
-        try:
-            fetched = await self.ctx.dest.get(ledger.head_key(unit))
-        except NotFoundError:
+        head, etag = await read_head(self.ctx.dest, unit)
+        if head is None:
             return
-        head = decode_head(fetched.body)
-        tree.states[unit] = UnitState(head, fetched.etag)
+        tree.states[unit] = UnitState(head, etag)
         if head.sealed:
-            tree.held[unit] = (await read_index(self.ctx.dest, head)).folders()
+            await _read_held(self.ctx.dest, tree, unit, tree.states[unit])
 
     def leaves(self) -> list[Leaf]:
         """The units that take new folders under the scope (after any split this pass made)."""

@@ -25,6 +25,7 @@ from archiver.engine.activity_check import ActivityCheck
 from archiver.engine.context import ProgressHook, RunContext, ledger_listings
 from archiver.engine.listing import SourcePlan, Window, plan_source
 from archiver.engine.parsing import Parser
+from archiver.engine.policies import current_policy
 from archiver.engine.report import RunReport
 from archiver.engine.routing import Batch, RootPass, load_tree
 from archiver.engine.units import UnitScope, folder_of, root_of, root_of_key, unit_day
@@ -79,9 +80,10 @@ class Run:
             settings=settings,
             workdir=self.workdir,
             now_us=int(clock().timestamp() * 1_000_000),
-            parser=Parser(workers),
+            parser=Parser(workers, current_policy(settings)),
             progress=progress,
         )
+        self.ctx.report.policy = current_policy(settings).digest
         self.watermark = Watermark(dest, clock().date())
 
     @property

@@ -17,6 +17,7 @@ from archiver.engine.context import RunContext
 from archiver.engine.generation import GenerationBuilder
 from archiver.engine.index import UnitIndex, merged_entries, segments_to_merge
 from archiver.engine.ledger import FileRef, Head, IndexEntry, Retired, SegmentRef
+from archiver.engine.policies import current_policy
 from archiver.engine.tree import UnitState
 from archiver.engine.writer import Compression, UnitWriter
 
@@ -31,8 +32,9 @@ async def stage_generation(
 ) -> Generation | None:
     """The generation the builder describes, with files rewritten and the head to publish; None if empty.
 
-    `missing` names committed files deleted from the archive: they leave the head
-    (their rows come back through the objects re-read into this generation).
+    `missing` names committed files deleted from the archive or damaged in it: they
+    leave the head (their rows come back through the objects re-read into this
+    generation), and a damaged one is deleted after the commit.
     """
     head = state.head
     new_files = builder.writer.close()
@@ -53,6 +55,7 @@ async def stage_generation(
             row_group_rows=settings.row_group_rows,
             compression=Compression.of(settings),
             budget=ctx.buffers,
+            policy=current_policy(settings).digest,
         ),
         batch_rows=settings.row_group_rows,
         workdir=ctx.workdir,
@@ -66,7 +69,7 @@ async def stage_generation(
         fanout=settings.max_small_files,
         missing=missing or set(),
     )
-    entries = _segment_entries(index, builder.entries, rewritten.mapping)
+    entries = segment_entries(index, builder.entries, rewritten.mapping)
     segment_key = ledger.segment_key(head.unit, generation_number, token)
     segments, dropped, body_entries = _segments(index, head.segments, segment_key, entries)
     kept = [ref for ref in head.files if ref.key not in rewritten.mapping]
@@ -81,7 +84,8 @@ async def stage_generation(
         children=list(head.children),
         segments=segments,
         files=sorted(
-            kept + [FileRef(f.key, f.table, f.rows, f.bytes) for f in rewritten.uploads], key=_by_key
+            kept + [FileRef(f.key, f.table, f.rows, f.bytes, f.policies) for f in rewritten.uploads],
+            key=_by_key,
         ),
         retired=[item for item in retired if item not in expired],
         lineage=[*head.lineage, token][-ledger.LINEAGE :],
@@ -95,6 +99,7 @@ async def stage_generation(
         segment_body=ledger.encode_index(body_entries),
         dropped_segments=dropped,
         expired=[item.key for item in expired],
+        discarded=sorted((missing or set()) & head.file_keys()),
     )
 
 
@@ -127,7 +132,7 @@ def _by_key(ref: FileRef) -> str:
     return ref.key
 
 
-def _segment_entries(
+def segment_entries(
     index: UnitIndex, changed: dict[str, list[IndexEntry]], mapping: dict[str, list[str]]
 ) -> list[IndexEntry]:
     """The entries of every key this generation touched, plus keys whose files were rewritten."""

@@ -6,15 +6,36 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from archiver.config import Settings
-from archiver.storage.location import open_store
+from archiver.errors import ConfigError
+from archiver.storage.location import is_within, open_store
 from archiver.storage.store import ObjectStore
+
+
+def check_dest_apart(source_url: str, dest_url: str) -> None:
+    """Refuse a DEST that is SOURCE or lies inside it (a ConfigError, before anything is opened).
+
+    The archive writes files of its own (ledger heads, intents, plans, all JSON): inside
+    SOURCE they would be listed as source objects, quarantined on every run, and no
+    rerun would ever be a no-op.
+    """
+    if is_within(dest_url, source_url):
+        where = "is" if is_within(source_url, dest_url) else "lies inside"
+        raise ConfigError(
+            f"DEST {dest_url} {where} SOURCE {source_url}: "
+            "the archive's own files would be read as source objects; choose a DEST outside SOURCE"
+        )
 
 
 @asynccontextmanager
 async def open_stores(
     source_url: str, dest_url: str | None, settings: Settings
 ) -> AsyncIterator[tuple[ObjectStore, ObjectStore | None]]:
-    """The source store and (if a URL is given) the destination store, closed on exit."""
+    """The source store and (if a URL is given) the destination store, closed on exit.
+
+    A DEST that is SOURCE or lies inside it is refused before either is opened.
+    """
+    if dest_url is not None:
+        check_dest_apart(source_url, dest_url)
     source = await open_url(source_url, settings, create=False)
     try:
         if dest_url is None:

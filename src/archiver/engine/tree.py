@@ -43,7 +43,7 @@ class UnitTree:
     states: dict[str, UnitState] = field(default_factory=dict)
     held: dict[str, frozenset[str]] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
-    """Data files the heads name that are gone from the archive: their rows are rebuilt."""
+    """Data files the heads name that are gone from the archive or damaged in it: their rows are rebuilt."""
 
     def state(self, unit: str) -> UnitState:
         """The unit's state; a unit with nothing committed yet gets an empty head with its range."""

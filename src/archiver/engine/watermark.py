@@ -2,9 +2,11 @@
 
 Only a complete run (no window, no unit filter, nothing unread) advances the
 watermark, so a crashed first run or a shard never makes later runs skip older
-days. The watermark never passes today (by the clock the run is given) plus a
-small margin: a stray future-dated day folder is archived and reported, but it
-cannot push the lookback past days that have not happened yet.
+days. The watermark is the newest day at or before today (by the clock the run is
+given) plus a small margin that a complete run covered: a stray future-dated day
+folder is archived and reported, but takes no part in the watermark, so it can
+neither push the lookback past days that have not happened yet nor hide the real
+days of a source whose newest day lies in the past (a replay, a backfill).
 """
 
 from __future__ import annotations
@@ -43,17 +45,18 @@ class Watermark:
             return Window(settings.since, settings.until)
         async for page in self.dest.list_pages(ledger.WATERMARK_ROOT):
             self.keys.extend(info.key for info in page.objects)
-        days = [_marker_day(key) for key in self.keys]
-        known = [min(day, self.limit) for day in days if day is not None]
+        # A marker past the limit (left by an older version) says nothing about real days.
+        known = [day for day in map(_marker_day, self.keys) if day is not None and day <= self.limit]
         if not known:
             return Window(None, settings.until)
         return Window(max(known) - dt.timedelta(days=settings.lookback_days), settings.until)
 
     async def advance(self, days: list[dt.date]) -> None:
-        """After a complete run over everything due: remember how far the source went (never past today)."""
-        if not days:
+        """After a complete run over everything due: remember the newest of its days that are not future."""
+        real = [day for day in days if day <= self.limit]
+        if not real:
             return
-        marker = ledger.watermark_key(min(max(days), self.limit))
+        marker = ledger.watermark_key(max(real))
         if marker not in self.keys:
             await self.dest.put(marker, b"")
         stale = [key for key in self.keys if key != marker]

@@ -20,8 +20,9 @@ from archiver.engine.commit import Generation
 from archiver.engine.context import RunContext
 from archiver.engine.fetcher import FetchResult, fetch_in_order
 from archiver.engine.generation import GenerationBuilder, Parsed, VersionResolver
-from archiver.engine.index import UnitIndex, read_head, read_index
+from archiver.engine.index import UnitIndex, read_head, read_unit_index
 from archiver.engine.ledger import Head, encode_head, file_owner, head_key
+from archiver.engine.policies import current_policy
 from archiver.engine.staging import expiry_generation, stage_generation
 from archiver.engine.tree import UnitState, UnitTree, child_for, quantile_boundaries, sealed
 from archiver.engine.units import folder_of
@@ -71,10 +72,11 @@ class UnitWorker:
             state = tree.state(unit)
             await self._remove_leftovers(state.head)
             try:
-                index = await read_index(self.ctx.dest, state.head)
-            except NotFoundError:
-                conflicts = await self._retry(tree, unit, conflicts, "a ledger segment was replaced")
-                continue
+                head, etag, index = await read_unit_index(self.ctx.dest, unit, state.head, state.etag)
+            except NotFoundError as gone:
+                raise ArchiverError(f"unit {unit}: a segment its head names is gone: {gone}") from None
+            if etag != state.etag:
+                state = tree.states[unit] = UnitState(head, etag)
             if state.head.sealed:
                 objects = await self._hand_down(tree, state.head, index, objects, result)
             missing = tree.missing & state.head.file_keys()
@@ -117,7 +119,8 @@ class UnitWorker:
             else:
                 failure = {
                     "key": key,
-                    "error": "its archived rows were in a deleted data file and the source object is gone",
+                    "error": "its archived rows were in a deleted or damaged data file "
+                    "and the source object is gone",
                     "kind": "UnrepairableError",
                 }
                 result.failures.append(failure)
@@ -318,6 +321,7 @@ class UnitWorker:
             row_group_rows=settings.row_group_rows,
             compression=Compression.of(settings),
             budget=self.ctx.buffers,
+            policy=current_policy(settings).digest,
         )
 
     async def _publish(self, tree: UnitTree, state: UnitState, generation: Generation) -> bool:

@@ -27,6 +27,10 @@ CHUNK_ROWS = 1024
 """Row dicts are turned into a compact Arrow chunk at least this often."""
 CHUNK_BYTES = 4 * 1024 * 1024
 """...or once the source objects behind the pending rows weigh this much."""
+POLICY_METADATA = b"archiver.policy"
+"""Parquet key-value metadata: the digests of the policies the file's rows were written under."""
+UNRECORDED = "none"
+"""The policy of rows written before files recorded one (no redaction applied)."""
 
 
 class BufferBudget:
@@ -70,6 +74,14 @@ class WrittenFile:
     table: str
     rows: int
     bytes: int
+    policies: tuple[str, ...] = ()
+
+
+def file_policies(parquet: pq.ParquetFile) -> tuple[str, ...]:
+    """The policy digests a data file records (UNRECORDED for a file from before they were recorded)."""
+    metadata = parquet.metadata.metadata or {}
+    recorded = metadata.get(POLICY_METADATA)
+    return tuple(recorded.decode().split(",")) if recorded else (UNRECORDED,)
 
 
 def _in_order(indices: pa.Array) -> bool:
@@ -96,6 +108,7 @@ class _OpenFile:
     key: str
     writer: pq.ParquetWriter
     rows: int = 0
+    policies: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +142,8 @@ class PartitionWriter:
     row_group_rows: int
     compression: Compression
     budget: BufferBudget
+    policy: str = UNRECORDED
+    """The digest of the policy new rows (`add_rows`) were written under."""
     schema: pa.Schema = field(init=False)
     _rows: list[Row] = field(default_factory=list)
     _pending_weight: int = 0
@@ -143,16 +158,17 @@ class PartitionWriter:
         self.schema = TABLES[self.table]
         self.budget.register(self)
 
-    def current_key(self) -> str:
-        """The key of the file the next rows will land in."""
+    def current_key(self, policies: tuple[str, ...] = ()) -> str:
+        """The key of the file the next rows (written under `policies`) will land in."""
         if self._current is None:
             self._open()
         assert self._current is not None
+        self._current.policies.update(policies)
         return self._current.key
 
     def add_rows(self, rows: list[Row], weight: int) -> str:
         """Buffer rows; `weight` approximates their size in bytes. Returns their file's key."""
-        key = self.current_key()
+        key = self.current_key((self.policy,) if rows else ())
         self._rows.extend(rows)
         self._pending_weight += weight
         pending = len(self._rows)
@@ -164,8 +180,9 @@ class PartitionWriter:
             self._chunk()
         return key
 
-    def add_table(self, table: pa.Table) -> str:
-        key = self.current_key()
+    def add_table(self, table: pa.Table, policies: tuple[str, ...]) -> str:
+        """Buffer rows copied from a file whose rows were written under `policies`."""
+        key = self.current_key(policies if table.num_rows else ())
         self._hold(table.select(self.schema.names).cast(self.schema))
         return key
 
@@ -233,13 +250,16 @@ class PartitionWriter:
         current = self._current
         if current is None:
             return
+        policies = tuple(sorted(current.policies))
+        if policies:
+            current.writer.add_key_value_metadata({POLICY_METADATA.decode(): ",".join(policies)})
         current.writer.close()
         self._current = None
         if current.rows == 0:
             os.unlink(current.path)
             return
         size = current.path.stat().st_size
-        self.finished.append(WrittenFile(current.path, current.key, self.table, current.rows, size))
+        self.finished.append(WrittenFile(current.path, current.key, self.table, current.rows, size, policies))
 
     def close(self) -> list[WrittenFile]:
         """Flush what is buffered and close the open file; return every finished file."""
@@ -261,6 +281,7 @@ class UnitWriter:
     row_group_rows: int
     compression: Compression = field(default_factory=lambda: Compression.of(Settings()))
     budget: BufferBudget = field(default_factory=lambda: BufferBudget(256 * 1024 * 1024))
+    policy: str = UNRECORDED
     _writers: dict[tuple[str, dt.date | None], PartitionWriter] = field(default_factory=dict)
 
     def writer_for(self, table: str, day: dt.date | None) -> PartitionWriter:
@@ -276,6 +297,7 @@ class UnitWriter:
                 row_group_rows=self.row_group_rows,
                 compression=self.compression,
                 budget=self.budget,
+                policy=self.policy,
             )
             self._writers[slot] = writer
         return writer
@@ -283,8 +305,10 @@ class UnitWriter:
     def add_rows(self, table: str, day: dt.date | None, rows: list[Row], weight: int) -> str:
         return self.writer_for(table, day).add_rows(rows, weight)
 
-    def add_table(self, table: str, day: dt.date | None, data: pa.Table) -> str:
-        return self.writer_for(table, day).add_table(data)
+    def add_table(
+        self, table: str, day: dt.date | None, data: pa.Table, policies: tuple[str, ...] = ()
+    ) -> str:
+        return self.writer_for(table, day).add_table(data, policies)
 
     def close(self) -> list[WrittenFile]:
         files: list[WrittenFile] = []

@@ -15,6 +15,7 @@ step lines); the wrapper's own user id and clock travel along as extras.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
@@ -88,9 +89,10 @@ class Envelope:
         return self.stream_type in JOB_STREAMS
 
 
-def read_envelope(document: object) -> list[Envelope]:
+def read_envelope(document: object, *, loads: Callable[[str], object] = orjson.loads) -> list[Envelope]:
     """Every job and activity event in a parsed document, in document order; [] if none.
 
+    JSON-string copies are parsed with `loads` (the parser that read the document).
     Never raises: anything unrecognisable is simply not returned.
     """
     found: list[tuple[dict[str, Any], BodyKind, dict[str, Any] | None]] = []
@@ -102,7 +104,7 @@ def read_envelope(document: object) -> list[Envelope]:
         ]
     envelopes: list[Envelope] = []
     for text, wrapper in strings:
-        parsed = _loads_copy(text)
+        parsed = _loads_copy(text, loads)
         if parsed is None:
             continue
         inner: list[tuple[dict[str, Any], BodyKind, dict[str, Any] | None]] = []
@@ -122,7 +124,7 @@ def describe_document(document: object) -> str:
     strings: list[tuple[str, dict[str, Any] | None]] = []
     _search(document, None, 0, [], strings)
     copies = [text for text, _ in strings if _looks_like_json(text)]
-    unreadable = sum(1 for text in copies if _loads_copy(text) is None)
+    unreadable = sum(1 for text in copies if _loads_copy(text, orjson.loads) is None)
     if isinstance(document, dict):
         shape = f"a JSON object with {len(document)} keys"
     elif isinstance(document, list):
@@ -259,14 +261,14 @@ def _looks_like_json(text: str) -> bool:
     return text.lstrip()[:1] in ("{", "[", '"')
 
 
-def _loads_copy(text: str) -> object:
+def _loads_copy(text: str, loads: Callable[[str], object]) -> object:
     """A JSON-string copy as a value (a list or dict), or None if it is not one."""
     if not _looks_like_json(text):
         return None
     try:
-        value = orjson.loads(text)
+        value = loads(text)
         if isinstance(value, str) and _looks_like_json(value):  # encoded twice
-            value = orjson.loads(value)
-    except orjson.JSONDecodeError:
+            value = loads(value)
+    except ValueError:  # orjson.JSONDecodeError and json.JSONDecodeError are ValueErrors
         return None
     return value if isinstance(value, dict | list) else None

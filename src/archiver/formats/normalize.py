@@ -17,7 +17,6 @@ before and after the change land in the same columns with the same meaning.
 
 from __future__ import annotations
 
-import decimal
 import math
 import urllib.parse
 from typing import Any, NamedTuple, TypedDict, cast
@@ -34,10 +33,12 @@ from archiver.formats.envelopes import (
     read_envelope,
 )
 from archiver.formats.layout import KeyInfo
+from archiver.formats.numbers import InexactNumberError, float_id, load_exact, plain
 from archiver.formats.records import (
     REASON_EMPTY,
     REASON_INVALID_JSON,
     REASON_INVALID_UTF8,
+    REASON_INVALID_VALUE,
     REASON_MISSING_FIELD,
     REASON_TRUNCATED,
     REASON_UNRECOGNIZED,
@@ -57,8 +58,6 @@ from archiver.formats.timestamps import day_of, parse_timestamp
 
 _BOM = b"\xef\xbb\xbf"
 _EMPTY: dict[str, Any] = {}
-_EXACT_FLOAT = float(2**53)
-"""Every integer of smaller magnitude is exactly one float; beyond it, floats skip integers."""
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
@@ -90,6 +89,8 @@ def read_object(data: bytes, *, key: str, etag: str, key_info: KeyInfo | None) -
 
     One bad body rejects the whole object: the object (key, etag) is the unit the
     archive records as done, so it is quarantined whole rather than half-archived.
+    An object with an id past 2**53 that orjson read as a float is read again with
+    `load_exact`, so every id keeps the digits the document held.
     """
     if not data or data.isspace():
         return _reject(REASON_EMPTY, "the object is empty" if not data else "the object is only whitespace")
@@ -99,7 +100,20 @@ def read_object(data: bytes, *, key: str, etag: str, key_info: KeyInfo | None) -
         document = orjson.loads(data)
     except orjson.JSONDecodeError as error:
         return ParsedObject(_decode_rejection(data, error))
-    envelopes = read_envelope(document)
+    try:
+        try:
+            return _read_document(document, key=key, etag=etag, key_info=key_info)
+        except InexactNumberError:
+            return _read_document(load_exact(data), key=key, etag=etag, key_info=key_info, exact=True)
+    except RecursionError:  # Python's parser reaches its depth limit before orjson's
+        return _reject(REASON_INVALID_VALUE, "an id past 2**53 in an object nested too deep to read exactly")
+
+
+def _read_document(
+    document: object, *, key: str, etag: str, key_info: KeyInfo | None, exact: bool = False
+) -> ParsedObject:
+    """`read_object` of a parsed document; `exact` when it was parsed by `load_exact`."""
+    envelopes = read_envelope(document, loads=load_exact if exact else orjson.loads)
     if not envelopes:
         return _reject(REASON_UNRECOGNIZED, describe_document(document))
     contents = Contents()
@@ -186,11 +200,12 @@ def read_job(
                 "job has no usable date (no layout key, started_at, completed_at or envelope time)",
             )
         day = day_of(moment)
-    lines, lines_truncated, line_count = _lines(envelope, job_id, key, etag)
+    user_id = _user_id(envelope, context, key_info)
+    lines, lines_truncated, line_count = _lines(envelope, (user_id, job_id), key, etag)
     row = _job_row(
         envelope,
         context,
-        job_id,
+        (user_id, job_id),
         key_info,
         times=(started_at, completed_at),
         lines=(lines_truncated, line_count),
@@ -203,27 +218,34 @@ def _job_id(
     job: dict[str, Any], context: dict[str, Any], key_info: KeyInfo | None, notes: list[str]
 ) -> str | None:
     """The job id of the body, or the key's when the key names the job (a disagreement is noted)."""
-    raw = job.get("id")
-    body_id = _id(raw)
-    if body_id is None:
-        raw = context.get("job_id")
-        body_id = _id(raw)
+    body_id = _id(job.get("id")) or _id(context.get("job_id"))
     if key_info is None:
         return body_id
     if body_id is not None and body_id != key_info.job_id:
-        shown = f"{body_id} (read as a float)" if isinstance(raw, float) else body_id
-        notes.append(f"job id in body {shown} differs from key {key_info.job_id}; key kept")
+        notes.append(f"job id in body {body_id} differs from key {key_info.job_id}; key kept")
     return key_info.job_id
 
 
-def _lines(envelope: Envelope, job_id: str, key: str, etag: str) -> tuple[list[Row], bool | None, int | None]:
-    """The `job_lines` rows of a job body, whether they were dropped, and how many there were."""
+def _user_id(envelope: Envelope, context: dict[str, Any], key_info: KeyInfo | None) -> str | None:
+    """The workspace of a job: the key's folder, else the wrapper's, the context's or the account's id."""
+    if key_info is not None:
+        return key_info.user_id
+    return _id(envelope.user_id) or _id(context.get("user_id")) or _id(envelope.body.get("account_id"))
+
+
+def _lines(
+    envelope: Envelope, job: tuple[str | None, str], key: str, etag: str
+) -> tuple[list[Row], bool | None, int | None]:
+    """The `job_lines` rows of a job body, whether they were dropped, and how many there were.
+
+    Every row carries the `job` (user id, job id): a line is (user_id, job_id, line_index).
+    """
     lines = envelope.body.get("lines")
     if lines is None or envelope.stream_type not in (JOB_HISTORY, JOB_DETAILS):
         # This stream type (or this object) carries no step lines at all.
         return [], None, None
     if isinstance(lines, list):
-        rows = [_line_row(line, index, job_id, key, etag) for index, line in enumerate(lines)]
+        rows = [_line_row(line, index, job, key, etag) for index, line in enumerate(lines)]
         return cast(list[Row], rows), False, len(lines)
     # Over 40 MB Workato replaces the lines with "Log lines exceed size limit".
     return [], True, 0
@@ -232,7 +254,7 @@ def _lines(envelope: Envelope, job_id: str, key: str, etag: str) -> tuple[list[R
 def _job_row(
     envelope: Envelope,
     context: dict[str, Any],
-    job_id: str,
+    job: tuple[str | None, str],
     key_info: KeyInfo | None,
     *,
     times: tuple[int | None, int | None],
@@ -241,14 +263,11 @@ def _job_row(
 ) -> JobRow:
     """The `jobs` row of a job body, each column read from the top level, then from `context`.
 
-    The caller has read `times` (started, completed), `lines` (truncated, count) and
-    knows the `source` (key, etag).
+    The caller has read the `job` (user id, job id), `times` (started, completed),
+    `lines` (truncated, count) and knows the `source` (key, etag).
     """
     get, cget = envelope.body.get, context.get
-    if key_info is not None:
-        user_id: str | None = key_info.user_id
-    else:
-        user_id = _id(envelope.user_id) or _id(cget("user_id")) or _id(get("account_id"))
+    user_id, job_id = job
     recipe_id = (
         _id(get("recipe_id"))
         or _id(get("flow_id"))
@@ -359,10 +378,16 @@ def _read_error(error: object, error_type: str | None) -> _Error:
     if not isinstance(parsed, dict):
         return _Error(type=error_type, message=raw, raw=raw)
     get = parsed.get
+    try:
+        error_id = _id(get("error_id"))
+    except InexactNumberError:
+        if not isinstance(error, str):
+            raise  # part of the document: the whole object is read again
+        error_id = _id(_dict(load_exact(error)).get("error_id"))
     return _Error(
         type=error_type or _text(get("error_type")),
         message=_text(get("message")),
-        id=_id(get("error_id")),
+        id=error_id,
         adapter=_text(get("adapter")),
         action=_text(get("action")),
         line_number=_int(get("line_number")),
@@ -372,7 +397,7 @@ def _read_error(error: object, error_type: str | None) -> _Error:
     )
 
 
-def _line_row(line: object, index: int, job_id: str, key: str, etag: str) -> JobLineRow:
+def _line_row(line: object, index: int, job: tuple[str | None, str], key: str, etag: str) -> JobLineRow:
     if not isinstance(line, dict):
         line = _EMPTY
     get = line.get
@@ -385,7 +410,8 @@ def _line_row(line: object, index: int, job_id: str, key: str, etag: str) -> Job
     )
     output = get("output")
     return {
-        "job_id": job_id,
+        "job_id": job[1],
+        "user_id": job[0],
         "line_index": index,
         "recipe_line_number": _int(get("recipe_line_number")),
         "adapter_name": _text(get("adapter_name")),
@@ -557,10 +583,9 @@ def _deployment_parts(body: dict[str, Any]) -> _EventParts:
 def _id(value: object) -> str | None:
     """An id as a lossless string: numbers as integers, strings as given, never a bool.
 
-    An integral float is written in digits, never in exponent form: exactly below
-    2**53, where every integer is a float of its own; above, as the shortest decimal
-    that reads back as the same float, zero-filled (the digits the document held, up to
-    the precision the float kept, rather than the float's binary expansion).
+    A whole number read as a float (`98765.0`, `1e16`, or past 64 bits) is written in
+    the digits the document held, never in exponent form (see `numbers.float_id`: past
+    2**53 it raises `InexactNumberError` until the object is read with `load_exact`).
     """
     if isinstance(value, str):
         return value or None
@@ -568,10 +593,8 @@ def _id(value: object) -> str | None:
         return None
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, float) and value.is_integer():
-        if -_EXACT_FLOAT < value < _EXACT_FLOAT:
-            return str(int(value))
-        return format(decimal.Decimal(repr(value)), "f")
+    if isinstance(value, float):
+        return float_id(value)
     return None
 
 
@@ -648,7 +671,7 @@ def _dict(value: object) -> dict[str, Any]:
 
 def _json_text(value: object) -> str:
     """JSON text of a parsed value, for columns that also hold plain text."""
-    return orjson.dumps(value).decode()
+    return orjson.dumps(value, default=plain).decode()
 
 
 def _json(value: object) -> bytes:
@@ -657,4 +680,4 @@ def _json(value: object) -> bytes:
     Arrow builds string columns from UTF-8 bytes by validating them, about three
     times faster than re-encoding a str, which matters for large step payloads.
     """
-    return orjson.dumps(value)
+    return orjson.dumps(value, default=plain)

@@ -69,9 +69,10 @@ class JobRow(TypedDict):
 
 
 class JobLineRow(TypedDict):
-    """One `job_lines` row (see `schema.JOB_LINES`)."""
+    """One `job_lines` row (see `schema.JOB_LINES`): a line is (user_id, job_id, line_index)."""
 
     job_id: str
+    user_id: str | None
     line_index: int
     recipe_line_number: int | None
     adapter_name: str | None

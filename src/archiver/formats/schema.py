@@ -59,6 +59,7 @@ JOBS = pa.schema(
 JOB_LINES = pa.schema(
     [
         ("job_id", pa.string()),
+        ("user_id", pa.string()),
         ("line_index", pa.int64()),
         ("recipe_line_number", pa.int64()),
         ("adapter_name", pa.string()),

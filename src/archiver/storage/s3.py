@@ -20,7 +20,6 @@ import datetime as dt
 import logging
 import os
 import random
-import re
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import aioboto3
 from botocore.exceptions import ClientError
 
 from archiver.errors import ArchiverError, ConfigError, NotFoundError, PreconditionFailedError, StorageError
+from archiver.storage.location import parse_s3_url
 from archiver.storage.s3_client import S3Connection
 from archiver.storage.s3_delete import DeleteTarget, delete_keys
 from archiver.storage.s3_errors import BODY_READ_ERRORS, connection_reason, error_code, map_error
@@ -43,30 +43,6 @@ STREAM_CHUNK_BYTES = 1024 * 1024
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
-
-# Modern bucket naming rules: 3-63 characters, lower-case letters, digits, dots and hyphens.
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
-
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """Split "s3://bucket/prefix" into the bucket and a prefix that is '' or ends with '/'.
-
-    Raises ConfigError for anything that is not an s3:// URL with a valid bucket name,
-    so a typo fails before the first request.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() != "s3":
-        raise ConfigError(f"not an S3 URL (expected s3://bucket/prefix): {url!r}")
-    bucket, _, prefix = rest.partition("/")
-    if not bucket:
-        raise ConfigError(f"S3 URL has no bucket: {url!r}")
-    if not _BUCKET_NAME.match(bucket) or ".." in bucket:
-        raise ConfigError(f"invalid S3 bucket name {bucket!r} in {url!r}")
-    if any(ch in prefix for ch in "\x00\r\n"):
-        raise ConfigError(f"S3 prefix contains control characters: {url!r}")
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    return bucket, prefix
 
 
 def _strip_etag(etag: Any) -> str:

@@ -34,7 +34,8 @@ from archiver.errors import (
 from archiver.local.moto_server import MOTO_CREDENTIALS, moto_session, running_moto_process, upload_tree
 from archiver.storage import localfs, s3
 from archiver.storage.localfs import LocalStore
-from archiver.storage.s3 import S3Store, parse_s3_url
+from archiver.storage.location import parse_s3_url
+from archiver.storage.s3 import S3Store
 from archiver.storage.store import ListPage, ObjectStore
 from tests.functional.conftest import MOTO_PAGE_SIZE
 

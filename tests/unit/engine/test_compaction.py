@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from archiver.engine.compaction import (
     TIER_BASE_BYTES,
@@ -38,11 +37,13 @@ def jobs_table(*rows: tuple[str, str | None, str]) -> pa.Table:
     return pa.table(columns, schema=JOBS)
 
 
-def lines_table(*rows: tuple[str, str, int]) -> pa.Table:
+def lines_table(*rows: tuple[str, str | None, str, int]) -> pa.Table:
+    """`job_lines` rows of (source_key, user_id, job_id, line_index), every other column null."""
     columns = {name: [None] * len(rows) for name in JOB_LINES.names}
-    columns["source_key"] = [key for key, _, _ in rows]
-    columns["job_id"] = [job for _, job, _ in rows]
-    columns["line_index"] = [index for _, _, index in rows]
+    columns["source_key"] = [key for key, _, _, _ in rows]
+    columns["user_id"] = [user for _, user, _, _ in rows]
+    columns["job_id"] = [job for _, _, job, _ in rows]
+    columns["line_index"] = [index for _, _, _, index in rows]
     return pa.table(columns, schema=JOB_LINES)
 
 
@@ -104,22 +105,25 @@ def test_keep_mask_drops_every_row_of_a_key_dropped_whole() -> None:
     assert keep_mask(data, {("x.json", ("", "101"))}).to_pylist() == [True, False, True]
 
 
-def test_keep_mask_on_job_lines_matches_source_key_and_job_id() -> None:
-    data = lines_table(("x.json", "100", 0), ("x.json", "100", 1), ("x.json", "101", 0), ("y.json", "100", 0))
+def test_keep_mask_on_job_lines_matches_source_key_and_job() -> None:
+    data = lines_table(
+        ("x.json", "5234", "100", 0),
+        ("x.json", "5234", "100", 1),
+        ("x.json", "5234", "101", 0),
+        ("y.json", "5234", "100", 0),
+    )
     assert keep_mask(data, {("x.json", ("5234", "100"))}).to_pylist() == [False, False, True, True]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="job_lines has no user_id: lines of job 100 of two workspaces in one object look the same",
-)
 def test_keep_mask_on_job_lines_keeps_the_other_workspaces_job_with_the_same_id() -> None:
     # GIVEN one export object with lines of job 100 of workspace 5234 and of workspace 6000
-    data = lines_table(("x.json", "100", 0), ("x.json", "100", 0))
+    data = lines_table(("x.json", "5234", "100", 0), ("x.json", "6000", "100", 0), ("x.json", None, "100", 1))
     # WHEN workspace 5234's job 100 leaves the file
     mask = keep_mask(data, {("x.json", ("5234", "100"))})
-    # THEN workspace 6000's lines should stay (today both go)
-    assert mask.to_pylist().count(True) == 1
+    # THEN only its line goes: workspace 6000's line stays, and so does the line of no workspace
+    assert mask.to_pylist() == [False, True, True]
+    # AND a line without a workspace matches the job keyed with an empty user
+    assert keep_mask(data, {("x.json", ("", "100"))}).to_pylist() == [True, True, False]
 
 
 def test_keep_mask_on_a_table_without_jobs_drops_by_source_key() -> None:

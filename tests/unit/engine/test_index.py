@@ -9,18 +9,21 @@ import pytest
 
 from archiver.engine import ledger
 from archiver.engine.index import (
+    READ_ATTEMPTS,
     SEGMENT_FANOUT,
     UnitIndex,
     merge_segments,
     merged_entries,
+    read_current,
     read_head,
     read_index,
+    read_unit_index,
     segments_to_merge,
     tier,
 )
 from archiver.engine.ledger import Head, IndexEntry, LedgerFormatError, Outcome, SegmentRef
 from archiver.engine.versions import rank_of
-from archiver.errors import NotFoundError
+from archiver.errors import ArchiverError, NotFoundError
 from tests.unit.engine.jobs import job_key
 from tests.unit.engine.memory_store import MemoryStore
 
@@ -112,6 +115,92 @@ def test_read_head_and_index_from_the_store() -> None:
         store.add(seg1, b"garbage")
         with pytest.raises(LedgerFormatError):
             await read_index(store, head)
+
+    asyncio.run(scenario())
+
+
+def test_a_garbled_head_or_segment_is_named_with_its_unit_and_file() -> None:
+    async def scenario() -> None:
+        # GIVEN a head that is not JSON, and a head whose segment is not Parquet
+        store = MemoryStore()
+        store.add(ledger.head_key(UNIT), b"{half a head")
+        segment = ledger.segment_key(UNIT, 1, "aa")
+        store.add(segment, b"garbage")
+        # WHEN they are read
+        with pytest.raises(LedgerFormatError) as head_error:
+            await read_head(store, UNIT)
+        with pytest.raises(LedgerFormatError) as segment_error:
+            await read_index(store, Head(UNIT, generation=1, segments=[SegmentRef(segment, 1)]))
+        # THEN each error names the unit and the file, and says no retry helps
+        assert (head_error.value.unit, head_error.value.key) == (UNIT, ledger.head_key(UNIT))
+        assert (segment_error.value.unit, segment_error.value.key) == (UNIT, segment)
+        assert UNIT in str(segment_error.value) and segment in str(segment_error.value)
+        assert not head_error.value.retryable
+
+    asyncio.run(scenario())
+
+
+def committed(store: MemoryStore, generation: int, *keys: str) -> tuple[Head, str]:
+    """A head naming one segment per key (each holding that key), written to the store."""
+    segments = []
+    for n, key in enumerate(keys):
+        segment = ledger.segment_key(UNIT, generation, f"s{n}")
+        store.add(segment, ledger.encode_index([job_entry(key, f'"{generation}"', key)]))
+        segments.append(SegmentRef(segment, 1))
+    head = Head(UNIT, generation=generation, segments=segments)
+    return head, store.add(ledger.head_key(UNIT), ledger.encode_head(head)).etag
+
+
+def test_a_reader_whose_segments_vanish_under_it_reads_the_new_head() -> None:
+    async def scenario() -> None:
+        # GIVEN a reader holding generation 1, and a rival that has since committed generation 2 and
+        # deleted the segment generation 1 named (merged away)
+        store = MemoryStore()
+        a, b = job_key("100"), job_key("200")
+        old, old_etag = committed(store, 1, a)
+        new, new_etag = committed(store, 2, a, b)
+        del store.objects[old.segments[0].key]
+        # WHEN the reader reads the index through the head it holds
+        head, etag, index = await read_unit_index(store, UNIT, old, old_etag)
+        # THEN it read the new head's index, and says which head that was
+        assert (head, etag) == (new, new_etag)
+        assert index.etag(a) == index.etag(b) == '"2"'
+
+    asyncio.run(scenario())
+
+
+def test_a_segment_missing_under_the_current_head_is_not_taken_for_a_race() -> None:
+    async def scenario() -> None:
+        # GIVEN the current head, one of whose segments is gone
+        store = MemoryStore()
+        head, etag = committed(store, 1, job_key("100"))
+        del store.objects[head.segments[0].key]
+        # WHEN it is read
+        # THEN NotFoundError: the head has not moved, so the file is missing, not replaced
+        with pytest.raises(NotFoundError):
+            await read_unit_index(store, UNIT, head, etag)
+
+    asyncio.run(scenario())
+
+
+def test_a_reader_gives_up_after_a_bounded_number_of_moving_heads() -> None:
+    async def scenario() -> None:
+        # GIVEN a head that a rival replaces every time the reader tries (its files always gone)
+        store = MemoryStore()
+        head, etag = committed(store, 1, job_key("100"))
+        attempts: list[int] = []
+
+        async def read(current: Head) -> None:
+            attempts.append(current.generation)
+            committed(store, current.generation + 1, job_key("100"))
+            raise NotFoundError("gone")
+
+        # WHEN it reads
+        # THEN it stops with a retryable error naming the unit, after READ_ATTEMPTS heads
+        with pytest.raises(ArchiverError, match=UNIT) as raised:
+            await read_current(store, UNIT, head, etag, read)
+        assert raised.value.retryable
+        assert attempts == list(range(1, READ_ATTEMPTS + 1))
 
     asyncio.run(scenario())
 

@@ -17,6 +17,7 @@ from archiver.engine.ledger import (
     Outcome,
     Retired,
     SegmentRef,
+    absent_or_damaged,
 )
 from archiver.engine.units import UNDATED, day_unit, unit_day
 from archiver.engine.versions import rank_of
@@ -119,3 +120,18 @@ def test_units_owners_and_ledger_keys() -> None:
     assert ledger.file_generation(ledger.intent_key(unit, 7, "abcd")) == 7
     assert ledger.file_generation(ledger.segment_key(unit, 12, "abcd")) == 12
     assert ledger.file_generation("_archiver/units/day=2024-08-20/head.json") is None
+
+
+def test_files_a_listing_lacks_are_missing_and_files_of_another_size_are_damaged() -> None:
+    # GIVEN files a head names, and a listing where one is gone, one is shorter and one is as written
+    refs = [
+        FileRef("jobs/date=2024-08-20/a.parquet", "jobs", 3, 1000),
+        FileRef("jobs/date=2024-08-20/b.parquet", "jobs", 3, 1000),
+        FileRef("jobs/date=2024-08-20/c.parquet", "jobs", 3, 1000),
+    ]
+    listed = {"jobs/date=2024-08-20/b.parquet": 500, "jobs/date=2024-08-20/c.parquet": 1000}
+    # WHEN they are compared
+    missing, damaged = absent_or_damaged(refs, listed)
+    # THEN the gone one is missing, the shorter one damaged, the other fine
+    assert missing == {"jobs/date=2024-08-20/a.parquet"}
+    assert damaged == {"jobs/date=2024-08-20/b.parquet"}

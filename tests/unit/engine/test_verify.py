@@ -55,6 +55,7 @@ def test_a_new_object_and_a_changed_one_are_gaps() -> None:
             "not_archived": 1,
             "stale": 1,
             "missing_files": 0,
+            "damaged_files": 0,
             "orphan_files": 0,
         }
 

@@ -1,4 +1,4 @@
-"""The watermark: the lookback window, never past today plus a day, and future days reported by a run."""
+"""The watermark: a lookback from real days only (none after today + 1); future days reported by a run."""
 
 from __future__ import annotations
 
@@ -50,28 +50,51 @@ def test_the_lookback_runs_from_the_newest_marker() -> None:
     asyncio.run(scenario())
 
 
-def test_a_marker_in_the_future_counts_as_tomorrow() -> None:
+def test_a_marker_in_the_future_says_nothing_and_the_window_is_everything() -> None:
     async def scenario() -> None:
         # GIVEN a marker at 2999-12-31 (an older version let a stray folder move it there)
         store = MemoryStore()
         store.add(marker(dt.date(2999, 12, 31)), b"")
-        # THEN the lookback starts a week before tomorrow, not in the year 2999
+        # THEN it names no real day: the run looks at everything, not at a week before tomorrow
+        assert await Watermark(store, TODAY).window(SETTINGS) == Window(None, None)
+        # AND beside a real marker, the real one decides
+        store.add(marker(dt.date(2024, 3, 1)), b"")
         window = await Watermark(store, TODAY).window(SETTINGS)
-        assert window == Window(TODAY + FUTURE_MARGIN - dt.timedelta(days=7), None)
+        assert window == Window(dt.date(2024, 2, 23), None)
 
     asyncio.run(scenario())
 
 
-def test_advance_never_passes_today_plus_a_day_and_drops_older_markers() -> None:
+def test_advance_takes_the_newest_day_up_to_tomorrow_and_drops_older_markers() -> None:
     async def scenario() -> None:
         store = MemoryStore()
         store.add(marker(dt.date(2024, 8, 1)), b"")
         watermark = Watermark(store, TODAY)
         await watermark.window(SETTINGS)
-        # WHEN a complete run covered days up to a stray 2999-12-31
-        await watermark.advance([dt.date(2024, 8, 19), dt.date(2999, 12, 31), dt.date(2024, 8, 20)])
-        # THEN the only marker is tomorrow's
-        assert store.keys(ledger.WATERMARK_ROOT) == [marker(dt.date(2024, 8, 22))]
+        # WHEN a complete run covered days up to a stray 2999-12-31 and tomorrow
+        await watermark.advance(
+            [dt.date(2024, 8, 19), dt.date(2999, 12, 31), TODAY + FUTURE_MARGIN, dt.date(2024, 8, 20)]
+        )
+        # THEN the only marker is tomorrow's, the newest day that is not future
+        assert store.keys(ledger.WATERMARK_ROOT) == [marker(TODAY + FUTURE_MARGIN)]
+
+    asyncio.run(scenario())
+
+
+def test_a_future_day_takes_no_part_when_the_newest_real_day_is_long_past() -> None:
+    async def scenario() -> None:
+        # GIVEN a replay whose newest real day is months before today, beside a stray 2999-12-31
+        store = MemoryStore()
+        watermark = Watermark(store, TODAY)
+        await watermark.window(SETTINGS)
+        # WHEN a complete run covered them
+        await watermark.advance([dt.date(2024, 3, 1), dt.date(2999, 12, 31), dt.date(2024, 3, 2)])
+        # THEN the marker is the newest real day, and the next lookback starts a week before it
+        assert store.keys(ledger.WATERMARK_ROOT) == [marker(dt.date(2024, 3, 2))]
+        assert await Watermark(store, TODAY).window(SETTINGS) == Window(dt.date(2024, 2, 24), None)
+        # AND a run that covered only future days leaves the marker where it was
+        await watermark.advance([dt.date(2999, 12, 31)])
+        assert store.keys(ledger.WATERMARK_ROOT) == [marker(dt.date(2024, 3, 2))]
 
     asyncio.run(scenario())
 
@@ -97,7 +120,7 @@ def test_only_days_after_tomorrow_are_future() -> None:
     assert not watermark.is_future("loose=undated")
 
 
-def test_a_run_archives_and_reports_a_future_day_but_its_watermark_stops_at_tomorrow() -> None:
+def test_a_run_archives_and_reports_a_future_day_but_its_watermark_is_the_newest_real_day() -> None:
     async def scenario() -> None:
         # GIVEN a normal day and a stray folder dated 2999-12-31
         source, dest = MemoryStore(), MemoryStore()
@@ -109,15 +132,16 @@ def test_a_run_archives_and_reports_a_future_day_but_its_watermark_stops_at_tomo
 
         # WHEN a complete run archives the source
         report = await compact(source, dest, SETTINGS, clock=clock)
-        # THEN both are archived, the future day is reported, and the watermark is tomorrow
+        # THEN both are archived, the future day is reported, and the watermark is the normal day
         assert report.objects_archived == 2 and not report.failures
         assert report.future_days == ["day=2999-12-31"]
         assert report.as_dict()["future_days"] == ["day=2999-12-31"]
-        assert dest.keys(ledger.WATERMARK_ROOT) == [marker(dt.date(2024, 8, 22))]
-        # AND a later plain run still looks back from tomorrow, so a new object of today is archived
+        assert dest.keys(ledger.WATERMARK_ROOT) == [marker(dt.date(2024, 8, 20))]
+        # AND a later plain run looks back from it, so a new object of today is archived
         source.add(job_key("300", day=dt.date(2024, 8, 21)), job_body("300"))
         again = await compact(source, dest, SETTINGS, clock=clock)
-        assert again.window == {"since": "2024-08-15", "until": None}
+        assert again.window == {"since": "2024-08-13", "until": None}
         assert again.objects_archived == 1
+        assert dest.keys(ledger.WATERMARK_ROOT) == [marker(dt.date(2024, 8, 21))]
 
     asyncio.run(scenario())

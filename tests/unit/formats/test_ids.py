@@ -1,8 +1,9 @@
-"""Ids stay lossless: a job id the key holds exactly wins over a body that lost digits, and says so."""
+"""Ids stay lossless: every id keeps the digits its JSON number held; a key's job id wins over a body's."""
 
 from __future__ import annotations
 
 import pathlib
+from typing import Any
 
 import orjson
 import pytest
@@ -13,6 +14,7 @@ from archiver.formats.normalize import read_object
 CASES = pathlib.Path(__file__).parents[2] / "cases"
 ETAG = '"0123456789abcdef"'
 BIG_ID = "123456789012345678901"  # 21 digits: beyond 64 bits, so orjson reads it as a float
+NEAR_ID = "123456789012345678902"  # the same float as BIG_ID: only the digits tell them apart
 STANDARD_KEY = f"1234/jobs/456/20221019/{BIG_ID}/1234-456-{BIG_ID}-20221019223046-succeeded.json"
 EMBEDDED_KEY = (
     "5234/jobs/234/20221019/"
@@ -32,22 +34,29 @@ def job_with_id(raw_id: bytes, *, context_id: bytes | None = None) -> bytes:
 
 
 @pytest.mark.parametrize("key", [STANDARD_KEY, EMBEDDED_KEY], ids=["standard", "embedded"])
-def test_a_21_digit_job_id_in_the_body_keeps_every_digit_from_the_key(key: str) -> None:
+def test_a_21_digit_job_id_in_the_body_is_read_exactly_and_agrees_with_the_key(key: str) -> None:
     # GIVEN a job whose body id is a 21-digit number, stored under a key that names the same job
     data = job_with_id(BIG_ID.encode())
     # WHEN it is read
     parsed = read_object(data, key=key, etag=ETAG, key_info=parse_key(key))
-    # THEN the job, its row and its lines carry the key's exact id, not the float's digits
+    # THEN the job, its row and its lines carry the exact id
     assert parsed.rejection is None, parsed.rejection
     (state,) = parsed.jobs
     assert state.job_id == BIG_ID
     assert state.row["job_id"] == BIG_ID
     assert state.lines and {line["job_id"] for line in state.lines} == {BIG_ID}
-    # AND the disagreement is noted, naming both ids, so the run report can count it
-    assert len(parsed.notes) == 1
-    note = parsed.notes[0]
-    assert BIG_ID in note and "key kept" in note and "float" in note
-    assert "e+" not in note and "e20" not in note
+    # AND the body, read digit for digit, agrees with the key: nothing is noted
+    assert parsed.notes == []
+
+
+def test_a_21_digit_body_id_one_off_the_keys_is_noted_with_both_ids_exact() -> None:
+    # GIVEN a body id that is the same float as the key's id but not the same number
+    data = job_with_id(NEAR_ID.encode())
+    # WHEN it is read
+    parsed = read_object(data, key=STANDARD_KEY, etag=ETAG, key_info=parse_key(STANDARD_KEY))
+    # THEN the key's id is kept, and the note names both ids digit for digit
+    assert [state.job_id for state in parsed.jobs] == [BIG_ID]
+    assert parsed.notes == [f"job id in body {NEAR_ID} differs from key {BIG_ID}; key kept"]
 
 
 def test_a_body_id_that_agrees_with_the_key_leaves_no_note() -> None:
@@ -93,8 +102,15 @@ def test_jobs_of_an_object_holding_several_keep_their_own_ids() -> None:
         (b"1e16", "10000000000000000"),
         (b"9007199254740991.0", "9007199254740991"),
         (b"1.2345e20", "123450000000000000000"),
-        # Beyond 2**53 a float holds ~17 digits: those, zero-filled, not its binary expansion
-        (BIG_ID.encode(), "123456789012345680000"),
+        # Beyond 2**53 a float holds ~17 digits: the digits are the document's, whatever its form
+        (BIG_ID.encode(), BIG_ID),
+        (NEAR_ID.encode(), NEAR_ID),
+        (b"-" + BIG_ID.encode(), "-" + BIG_ID),
+        (BIG_ID.encode() + b".0", BIG_ID),
+        (b"1.23456789012345678901e20", BIG_ID),
+        (b"1234567890123456789010E-1", BIG_ID),
+        (b"12345678901234567.0", "12345678901234567"),
+        (b"98765432109876543210", "98765432109876543210"),
     ],
 )
 def test_ids_that_arrive_as_floats_are_written_in_digits(raw: bytes, expected: str) -> None:
@@ -106,3 +122,115 @@ def test_ids_that_arrive_as_floats_are_written_in_digits(raw: bytes, expected: s
     (state,) = parsed.jobs
     assert state.job_id == expected
     assert state.row["job_id"] == expected
+
+
+# --------------------------------------------------------------------------- every id column
+
+
+def big(column: int) -> str:
+    """A 21-digit id of its own for each column, so no column can pass with another's digits."""
+    return f"9876543210987654321{column:02d}"
+
+
+FORMS = {
+    "integer": lambda digits: digits,
+    "point-zero": lambda digits: digits + ".0",
+    "exponent": lambda digits: f"{digits[0]}.{digits[1:]}e{len(digits) - 1}",
+}
+"""The JSON number forms a whole number can take, as raw text."""
+
+
+def with_numbers(template: dict[str, Any], numbers: dict[str, str]) -> bytes:
+    """`template` as JSON, each "@@NAME@@" string replaced by the raw number text `numbers[NAME]`."""
+    body = orjson.dumps(template)
+    for name, text in numbers.items():
+        body = body.replace(f'"@@{name}@@"'.encode(), text.encode())
+    return body
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_every_id_column_of_a_job_keeps_every_digit(form: str) -> None:
+    # GIVEN a job outside the layout whose every id column holds a 21-digit number, in one JSON form,
+    # some at the top level, some only in its context, the error id inside the JSON-encoded error
+    columns = [
+        "job_id", "user_id", "recipe_id", "master_job_id", "parent_job_id", "calling_job_id",
+        "calling_recipe_id", "environment_id", "account_id", "error_id",
+    ]  # fmt: skip
+    ids = {column: big(index) for index, column in enumerate(columns)}
+    raw = {column: FORMS[form](digits) for column, digits in ids.items()}
+    job = {
+        "id": "@@job_id@@",
+        "recipe_id": "@@recipe_id@@",
+        "parent_id": "@@parent_job_id@@",
+        "calling_job_id": "@@calling_job_id@@",
+        "environment_id": "@@environment_id@@",
+        "account_id": "@@account_id@@",
+        "status": "failed",
+        "started_at": "2024-08-20T09:00:00Z",
+        "error": '{"error_id": "@@error_id@@", "message": "boom"}',
+        "context": {
+            "user_id": "@@user_id@@",
+            "master_job_id": "@@master_job_id@@",
+            "calling_recipe_id": "@@calling_recipe_id@@",
+        },
+        "lines": [{"input": {"n": 1}}],
+    }
+    data = with_numbers(job, raw).replace(b'\\"@@error_id@@\\"', raw["error_id"].encode())
+    assert raw["error_id"].encode() in data and b"@@" not in data
+    # WHEN it is read
+    parsed = read_object(data, key="exports/job.json", etag=ETAG, key_info=None)
+    # THEN every id column holds the document's digits
+    (state,) = parsed.jobs
+    assert {column: state.row[column] for column in columns} == ids
+    # AND its lines name the job and its workspace exactly too
+    assert [(line["user_id"], line["job_id"]) for line in state.lines] == [(ids["user_id"], ids["job_id"])]
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_every_id_column_of_an_activity_event_keeps_every_digit(form: str) -> None:
+    # GIVEN a bare activity event whose ids are 21-digit numbers in one JSON form
+    columns = ["event_id", "user_id", "team_id", "resource_id"]
+    ids = {column: big(index) for index, column in enumerate(columns)}
+    event = {
+        "id": "@@event_id@@",
+        "event": "recipe_started",
+        "timestamp": "2024-08-20 18:38:46 UTC",
+        "user": {"id": "@@user_id@@", "name": "A"},
+        "team": {"id": "@@team_id@@", "name": "T"},
+        "resource": {"id": "@@resource_id@@", "type": "Flow"},
+        "details": {},
+    }
+    data = with_numbers(event, {column: FORMS[form](digits) for column, digits in ids.items()})
+    # WHEN it is read
+    parsed = read_object(data, key="events/e.json", etag=ETAG, key_info=None)
+    # THEN every id column holds the document's digits
+    (event_row,) = [event.row for event in parsed.activity]
+    assert {column: event_row[column] for column in columns} == ids
+
+
+def test_an_id_inside_a_json_string_copy_keeps_every_digit() -> None:
+    # GIVEN a job-details object that holds its job only as a JSON string, with a 21-digit master job id
+    job = {"id": "j-1", "recipe_id": 7, "master_job_id": "@@m@@", "status": "succeeded"}
+    copy = with_numbers(job, {"m": BIG_ID})
+    data = orjson.dumps({"source": "Workato", "Time_utc": 1724144400000, "Log_Str": copy.decode()})
+    # WHEN it is read
+    parsed = read_object(data, key="exports/details.json", etag=ETAG, key_info=None)
+    # THEN the id has every digit
+    (state,) = parsed.jobs
+    assert state.row["master_job_id"] == BIG_ID
+
+
+def test_big_numbers_in_payloads_are_written_the_same_whichever_way_the_ids_were_read() -> None:
+    # GIVEN two jobs with the same payload holding a 21-digit number, one with a short id, one with a long
+    payload = {"id": "@@id@@", "recipe_id": 7, "status": "succeeded", "started_at": "2024-08-20T09:00:00Z"}
+    payload |= {"report": {"total": "@@n@@"}, "lines": [{"input": {"n": "@@n@@"}, "output": [1.5, "@@n@@"]}]}
+    short = with_numbers(payload, {"id": "98765", "n": BIG_ID})
+    long = with_numbers(payload, {"id": NEAR_ID, "n": BIG_ID})
+    # WHEN both are read
+    (one,) = read_object(short, key="a.json", etag=ETAG, key_info=None).jobs
+    (other,) = read_object(long, key="b.json", etag=ETAG, key_info=None).jobs
+    # THEN the ids differ as written, and the payload columns are the same bytes (orjson's float form)
+    assert (one.job_id, other.job_id) == ("98765", NEAR_ID)
+    assert one.row["report"] == other.row["report"] == orjson.dumps({"total": float(BIG_ID)})
+    for column in ("input", "output"):
+        assert one.lines[0][column] == other.lines[0][column]

@@ -18,6 +18,7 @@ import pytest
 from archiver.formats.layout import is_json_key, parse_key
 from archiver.local import synth
 from archiver.local.synth import SynthObject, Truth
+from archiver.local.synth.echoes import SECRET_TAG
 
 SRC = Path(__file__).resolve().parents[3] / "src"
 
@@ -428,3 +429,31 @@ def test_expected_archive_holds_one_row_per_job(corpus: list[SynthObject]) -> No
     assert sum(expected.jobs_by_day.values()) == 2000
     assert expected.timed_lines < expected.job_lines  # new-format details carry no line_stat
     assert set(expected.quarantine.values()) == set(synth.QUARANTINE_REASONS)
+
+
+def test_echoed_secrets_are_in_the_truth_at_every_depth_and_inside_json_strings(
+    corpus: list[SynthObject],
+) -> None:
+    # GIVEN the corpus's objects that echo credentials (HTTP steps, connection events)
+    echoing = [obj for obj in corpus if SECRET_TAG.encode() in obj.body]
+    # THEN each one's truth lists its secrets, every listed secret is in its body, no other object has one,
+    # and they sit at several depths of the payload and inside JSON held in strings
+    assert echoing and all(obj.truth.secrets for obj in echoing)
+    assert all(obj.truth.secrets == () for obj in corpus if obj not in echoing)
+    for obj in echoing:
+        body = obj.body.decode()
+        assert all(secret in body or secret.replace('"', '\\"') in body for secret in obj.truth.secrets)
+    kinds = {obj.truth.kind for obj in echoing}
+    assert kinds == {"job", "activity"}
+    expected = synth.expected_archive(corpus)
+    assert expected.secrets == {secret for obj in corpus for secret in obj.truth.secrets}
+    bare = [orjson.loads(obj.body) for obj in echoing if obj.truth.envelope == "bare"]
+    outputs = [line["output"] for job in bare for line in job["lines"] if "raw_response" in line["output"]]
+    output = outputs[0]
+    assert SECRET_TAG in output["body"]["session"]["access_token"]
+    assert SECRET_TAG in output["body"]["session"]["keys"][0]["password"]
+    raw = orjson.loads(output["raw_response"])
+    assert (
+        SECRET_TAG in raw["auth"]["client_secret"]
+        and SECRET_TAG in orjson.loads(raw["auth"]["grant"])["refresh_token"]
+    )

@@ -18,6 +18,7 @@ import orjson
 
 from archiver.formats.layout import format_day
 from archiver.local.synth import vocabulary as words
+from archiver.local.synth.echoes import connection_settings, secrets_in
 from archiver.local.synth.formatting import Json, day_start_us, dumps, spaced, utc_day
 from archiver.local.synth.truth import (
     ACTIVITY_API,
@@ -75,6 +76,7 @@ def activity_object(world: World, index: int) -> SynthObject:
         day=occasion.day,
         event=document.event,
         occurred_us=occasion.occurred,
+        secrets=secrets_in(document.body),
     )
     return SynthObject(document.key, dumps(document.body, rng.random() < 0.2), truth)
 
@@ -193,6 +195,8 @@ def _event_details(rng: random.Random, event_name: str) -> Json:
         details["run_once"] = rng.random() < 0.1
     elif event_name == "recipe_stopped":
         details |= {"stop_reason": rng.choice(("user", "error")), "force": False, "error": False}
+    elif event_name in ("connection_created", "connection_updated"):
+        details["connection"] = connection_settings(details["request"]["ip_address"])
     return details
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from archiver.formats.layout import format_day
+from archiver.local.synth.echoes import secrets_in
 from archiver.local.synth.formatting import Json, dumps, iso, spaced, stamp
 from archiver.local.synth.plans import Overrides, Plan, Version, draw_plan, versions
 from archiver.local.synth.truth import (
@@ -173,6 +174,7 @@ def job_object(rng: random.Random, plan: Plan, v: Version) -> SynthObject:
         started_us=v.started_us,
         completed_us=v.completed_us,
         error_type=v.error_type,
+        secrets=secrets_in(lines) if with_lines and isinstance(lines, list) else (),
     )
     return SynthObject(job_key(plan, v), body, truth)
 

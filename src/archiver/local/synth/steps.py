@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from archiver.local.synth import vocabulary as words
+from archiver.local.synth.echoes import http_request, http_response
 from archiver.local.synth.formatting import Json, day_start_us, iso
 
 if TYPE_CHECKING:
@@ -138,10 +139,10 @@ def _step_io(rng: random.Random, plan: Plan, adapter: str, operation: str) -> tu
     if adapter == "workato_webhooks":
         return {}, {"order_id": rng.randint(10_000, 99_999), "customer": person, "note": message}
     if adapter == "rest":
-        return {"url": "https://api.example.com/v2/orders", "method": "GET"}, {
-            "status": 200,
-            "body": {"items": [{"id": rng.randint(1, 10**9), "label": message}]},
-        }
+        # The HTTP connector echoes its request headers and the whole response (see `echoes`).
+        item: Json = {"id": rng.randint(1, 10**9), "label": message}
+        seed = f"{plan.job_id}:{item['id']}"
+        return http_request(seed, "https://api.example.com/v2/orders"), http_response(seed, person, item)
     if adapter == "snowflake":
         return {"sql": "select id, name, amount from orders where updated_at > :since"}, {
             "rows": [{"ID": rng.randint(1, 10**6), "NAME": person, "AMOUNT": round(rng.random() * 1e4, 2)}]

@@ -81,6 +81,7 @@ class Truth:
     event: str | None = None
     occurred_us: int | None = None
     reason: str | None = None
+    secrets: tuple[str, ...] = ()  # credentials the object echoes (each holds echoes.SECRET_TAG)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,7 @@ class ExpectedArchive:
     activity_by_day: dict[dt.date, int]
     quarantine: dict[str, str] = field(repr=False)  # key -> reason
     skipped: frozenset[str] = field(repr=False)
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)  # every credential any object echoes
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +167,11 @@ class Expectation:
         self.kinds: Counter[str] = Counter({KIND_JOB: 0, KIND_ACTIVITY: 0, KIND_QUARANTINE: 0, KIND_SKIP: 0})
         self.stream_types: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
+        self.secrets: set[str] = set()
 
     def add(self, obj: SynthObject) -> None:
         truth = obj.truth
+        self.secrets.update(truth.secrets)
         self.kinds[truth.kind] += 1
         if truth.stream_type:
             self.stream_types[truth.stream_type] += 1
@@ -198,6 +202,7 @@ class Expectation:
             activity_by_day=dict(sorted(self.activity_by_day.items())),
             quarantine=dict(self.quarantine),
             skipped=frozenset(self.skipped),
+            secrets=frozenset(self.secrets),
         )
 
     def summary(self, objects: int, total_bytes: int) -> CorpusSummary:

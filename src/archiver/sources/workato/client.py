@@ -33,6 +33,7 @@ import orjson
 
 from archiver import __version__
 from archiver.errors import ApiAuthError, ApiResponseError, ApiUnreachableError, ConfigError
+from archiver.formats.numbers import load_exact
 from archiver.sources.workato.backoff import backoff_seconds, retry_after_seconds
 from archiver.sources.workato.limiter import RateLimiter, Sleep
 
@@ -226,9 +227,10 @@ class WorkatoApi:
         return {"Authorization": f"Bearer {self._token}"}
 
     def _decode(self, url: str, status: int, content_type: str, body: bytes) -> object:
+        """The answer's JSON, ids past 2**53 exact (`load_exact`: pages are small, requests rate-limited)."""
         try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
+            return load_exact(body)
+        except (orjson.JSONDecodeError, RecursionError):
             kind = content_type.split(";")[0].strip() or "no content type"
             raise ApiResponseError(
                 self._redact(f"{url} answered HTTP {status} with {kind}, not JSON: {BASE_URL_HINT}")

@@ -1,0 +1,310 @@
+"""Applying a policy: to the rows of a parsed object before they are written, and to Arrow tables
+read back from the archive (`redact`).
+
+Payload columns hold JSON text. A value is parsed (orjson) and walked: rules
+apply at every depth, through arrays, and into JSON held inside strings, which is
+only parsed when a cheap test on the string says a rule could apply (a key the
+rules name, a secret-like word). A value nothing applies to keeps its exact text.
+Applying a policy twice changes nothing the second time (see `masking.py`), so
+rows carried through a merge or a rewrite can never be double-hashed.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from archiver.formats.masking import REDACTED, hash_text, mask_number, mask_text
+from archiver.formats.policy import (
+    DROP,
+    HASH,
+    KEEP,
+    MASK,
+    PAYLOAD_COLUMNS,
+    REDACT,
+    TERMINAL,
+    PayloadRules,
+    Policy,
+    is_secret_key,
+)
+from archiver.formats.records import ParsedObject, Row
+
+State = tuple[int, int]
+"""(path rule, steps of it matched so far)."""
+
+
+def redact_parsed(policy: Policy, parsed: ParsedObject) -> ParsedObject:
+    """The object's rows under the policy (changed in place; the same object is returned).
+
+    One cheap test over all the object's payloads joined settles, for most objects,
+    that no payload rule applies: then none is parsed.
+    """
+    jobs, events = parsed.jobs, parsed.activity
+    payloads = policy.hints is None or policy.may_touch(_joined_payloads(parsed))
+    if not payloads and not policy.columns:
+        return parsed
+    for state in jobs:
+        redact_row(policy, "jobs", state.row, payloads=payloads)
+        for line in state.lines:
+            redact_row(policy, "job_lines", line, payloads=payloads)
+    for event in events:
+        redact_row(policy, "activity", event.row, payloads=payloads)
+    return parsed
+
+
+_JOB_PAYLOADS = operator.itemgetter(*PAYLOAD_COLUMNS["jobs"])
+_LINE_PAYLOADS = operator.itemgetter(*PAYLOAD_COLUMNS["job_lines"])
+
+
+def _joined_payloads(parsed: ParsedObject) -> bytes:
+    """Every payload value of the object as one text (itemgetters and joins: C loops, not Python ones)."""
+    values: list[Any] = []
+    for state in parsed.jobs:
+        values += _JOB_PAYLOADS(state.row)
+        values += [value for line in state.lines for value in _LINE_PAYLOADS(line)]
+    values += [event.row["details"] for event in parsed.activity]
+    return b"\0".join([value if value.__class__ is bytes else _utf8(value) for value in values if value])
+
+
+def _utf8(value: str | bytes) -> bytes:
+    return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+
+
+def redact_row(policy: Policy, table: str, row: Row, *, payloads: bool = True) -> None:
+    """One row of `table` under the policy, in place (`payloads` False: its payloads need nothing)."""
+    columns = policy.column_rules(table)
+    for column, action in columns.items():
+        if action != KEEP and (column not in PAYLOAD_COLUMNS[table] or action in TERMINAL):
+            value = row.get(column)
+            row[column] = apply_action(
+                action, _text(value) if isinstance(value, bytes) else value, policy.key
+            )
+    if not payloads:
+        return
+    for column in PAYLOAD_COLUMNS.get(table, ()):
+        value = row.get(column)
+        if value is not None and columns.get(column, KEEP) not in TERMINAL:
+            row[column] = redact_payload(policy, table, column, value)
+
+
+def redact_payload(policy: Policy, table: str, column: str, value: str | bytes) -> str | bytes | None:
+    """One payload column's value: the column's own rule, else its payload rules."""
+    whole = policy.column_rules(table).get(column, KEEP)
+    if whole in TERMINAL:
+        text = value.decode() if isinstance(value, bytes) else value
+        replaced: str | None = apply_action(whole, text, policy.key)
+        return replaced
+    rules = policy.payload_rules(table, column)
+    if rules is None or rules.inert or not rules.may_apply(value):
+        return value
+    try:
+        document: Any = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        new, changed = _Walk(rules, policy.key).text(str(_text(value)), _start(rules), rules.whole == MASK)
+        return new if changed else value
+    if rules.by_keys_only and not _touches(document, rules):
+        return value  # the common case, on a tight loop: no key the rules name, nothing to rewrite
+    new, changed = _Walk(rules, policy.key).value(document, _start(rules), rules.whole == MASK)
+    if not changed:
+        return value
+    encoded = orjson.dumps(new)
+    return encoded if isinstance(value, bytes) else encoded.decode()
+
+
+def _touches(value: Any, rules: PayloadRules) -> bool:
+    """Whether a key rule or the secrets rule names any key in the value (JSON inside strings included)."""
+    kind = type(value)
+    if kind is dict:
+        keys, secrets = rules.keys, rules.secrets != KEEP
+        for name, child in value.items():
+            if (secrets and is_secret_key(name)) or (keys and name.lower() in keys):
+                return True
+            inner = type(child)
+            if (inner is dict or inner is list or inner is str) and _touches(child, rules):
+                return True
+        return False
+    if kind is list:
+        for child in value:
+            inner = type(child)
+            if (inner is dict or inner is list or inner is str) and _touches(child, rules):
+                return True
+        return False
+    if kind is str and _looks_like_json(value) and rules.may_apply(value):
+        try:
+            return _touches(orjson.loads(value), rules)
+        except orjson.JSONDecodeError:
+            return False
+    return False
+
+
+def _looks_like_json(text: str) -> bool:
+    first = text[:1]
+    if first in ("{", "["):
+        return True
+    return first.isspace() and text.lstrip()[:1] in ("{", "[")
+
+
+def apply_action(action: str, value: Any, key: bytes) -> Any:
+    """A column's (or a matched payload value's) replacement under a keep/drop/hash/mask/redact rule."""
+    if value is None or action == KEEP:
+        return value
+    if action == DROP:
+        return None
+    if action == REDACT:
+        return REDACTED
+    if action == HASH:
+        if isinstance(value, str):
+            return hash_text(key, value)
+        return hash_text(key, orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode())
+    if isinstance(value, str):  # MASK of a column value
+        return mask_text(value)
+    return value
+
+
+def redact_table(policy: Policy, table: str, data: pa.Table) -> pa.Table:
+    """Rows read back from the archive under the policy (the same columns and types)."""
+    rules = policy.column_rules(table)
+    payload = [c for c in PAYLOAD_COLUMNS.get(table, ()) if not _inert(policy, table, c)]
+    for column in data.column_names:
+        action = rules.get(column, KEEP)
+        if column in payload:
+            values = [
+                None if v is None else redact_payload(policy, table, column, v) for v in _values(data, column)
+            ]
+        elif action != KEEP:
+            values = [apply_action(action, v, policy.key) for v in _values(data, column)]
+        else:
+            continue
+        index = data.column_names.index(column)
+        data = data.set_column(
+            index, data.schema.field(index), pa.array(values, data.schema.field(index).type)
+        )
+    return data
+
+
+def _inert(policy: Policy, table: str, column: str) -> bool:
+    rules = policy.payload_rules(table, column)
+    return policy.column_rules(table).get(column, KEEP) == KEEP and (rules is None or rules.inert)
+
+
+def _values(data: pa.Table, column: str) -> list[Any]:
+    values: list[Any] = data.column(column).to_pylist()
+    return values
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _start(rules: PayloadRules) -> tuple[State, ...]:
+    return tuple((index, 0) for index in range(len(rules.paths)))
+
+
+class _Walk:
+    """One walk of a payload value: returns (new value, whether anything changed)."""
+
+    def __init__(self, rules: PayloadRules, key: bytes) -> None:
+        self.rules = rules
+        self.key = key
+
+    def value(self, value: Any, states: tuple[State, ...], masking: bool) -> tuple[Any, bool]:
+        if isinstance(value, dict):
+            return self.mapping(value, states, masking)
+        if isinstance(value, list):
+            return self.sequence(value, states, masking)
+        if isinstance(value, str):
+            return self.text(value, states, masking)
+        if masking and isinstance(value, int) and not isinstance(value, bool):
+            masked = mask_number(value)
+            return masked, masked is not value
+        return value, False
+
+    def mapping(self, value: dict[str, Any], states: tuple[State, ...], masking: bool) -> tuple[Any, bool]:
+        out: dict[str, Any] | None = None
+        for name, child in value.items():
+            following = self.advance(states, name) if states else states
+            action = self.action(name, following)
+            if action in TERMINAL:
+                new = apply_action(action, child, self.key)
+                changed = new != child
+            else:
+                new, changed = self.value(child, following, masking or action == MASK)
+            if changed:
+                if out is None:
+                    out = dict(value)
+                out[name] = new
+        return (value, False) if out is None else (out, True)
+
+    def sequence(self, value: list[Any], states: tuple[State, ...], masking: bool) -> tuple[Any, bool]:
+        out: list[Any] | None = None
+        following = tuple(dict.fromkeys((*states, *self.advance(states, None)))) if states else states
+        action = self.matched(following)
+        for index, child in enumerate(value):
+            if action in TERMINAL:
+                new = apply_action(action, child, self.key)
+                changed = new != child
+            else:
+                new, changed = self.value(child, following, masking or action == MASK)
+            if changed:
+                if out is None:
+                    out = list(value)
+                out[index] = new
+        return (value, False) if out is None else (out, True)
+
+    def text(self, value: str, states: tuple[State, ...], masking: bool) -> tuple[Any, bool]:
+        """A string: JSON inside it is walked like the rest (and written back compact); else masked."""
+        if _looks_like_json(value) and self.rules.may_apply(value):
+            try:
+                inner = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                inner = None
+            if isinstance(inner, dict | list):
+                new, changed = self.value(inner, states, masking)
+                return (orjson.dumps(new).decode(), True) if changed else (value, False)
+        if masking:
+            masked = mask_text(value)
+            return masked, masked != value
+        return value, False
+
+    def advance(self, states: Iterable[State], name: str | None) -> tuple[State, ...]:
+        """The path states after stepping into key `name` (None: an element of an array)."""
+        paths = self.rules.paths
+        result: list[State] = []
+        for rule, step in states:
+            steps = paths[rule].steps
+            if step >= len(steps):
+                continue
+            current = steps[step]
+            if current.deep and name is not None:
+                result.append((rule, step))
+            if current.name is None or current.name == name:
+                result.append((rule, step + 1))
+        return tuple(result)
+
+    def matched(self, states: tuple[State, ...]) -> str | None:
+        """The action of the first path rule (in the policy's order) that `states` completes."""
+        paths = self.rules.paths
+        done = [rule for rule, step in states if step == len(paths[rule].steps)]
+        return paths[min(done)].action if done else None
+
+    def action(self, name: str, states: tuple[State, ...]) -> str | None:
+        """What applies to the value under key `name`: a path rule, a key rule, or the secrets rule."""
+        if states:
+            by_path = self.matched(states)
+            if by_path is not None:
+                return by_path
+        rules = self.rules
+        if rules.keys:
+            by_key = rules.keys.get(name.lower())
+            if by_key is not None:
+                return by_key
+        if rules.secrets != KEEP and is_secret_key(name):
+            return rules.secrets
+        return None
+
+
+__all__ = ["HASH", "apply_action", "redact_parsed", "redact_payload", "redact_row", "redact_table"]
