@@ -52,11 +52,13 @@ def ensure_corpus(
     days: int = DAYS,
     big_objects: int = 0,
     kind: str = "synth",
+    shape: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """bench/out/<name>, written unless a matching stamp says it already is.
 
     kind "synth": `write_corpus(jobs=...)` (jobs, their versions, activity, malformed, skipped);
-    kind "heldout": heldout.write_heldout with `jobs` objects.
+    kind "heldout": heldout.write_heldout with `jobs` objects (and `shape`: recipes,
+    workspaces, world_seed).
     """
     folder = OUT / name
     stamp = OUT / f"{name}.stamp.json"
@@ -68,6 +70,7 @@ def ensure_corpus(
         "days": days,
         "big_objects": big_objects,
         "generator": _fingerprint(kind),
+        **({"shape": shape} if shape else {}),
     }
     if stamp.exists() and folder.is_dir():
         recorded = json.loads(stamp.read_text())
@@ -83,7 +86,7 @@ def ensure_corpus(
     started = time.perf_counter()
     extra: dict[str, Any] = {}
     if kind == "heldout":
-        written = heldout.write_heldout(temporary, jobs, seed=seed, start=start, days=days)
+        written = heldout.write_heldout(temporary, jobs, seed=seed, start=start, days=days, **(shape or {}))
         objects, total_bytes = written.objects, written.total_bytes
         expected = {"jobs": written.jobs, "job_lines": written.job_lines, "activity": 0}
         expected["quarantined"] = written.quarantined

@@ -93,9 +93,12 @@ class HeldOutSummary:
         self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
 
 
-def _world(rng: random.Random, recipes: int) -> list[_Workspace]:
-    """Three workspaces sharing `recipes` recipes; the last is an embedded partner."""
-    shares = (0.45, 0.35, 0.20)
+def _world(rng: random.Random, recipes: int, workspaces: int = 3) -> list[_Workspace]:
+    """`workspaces` workspaces sharing `recipes` recipes; the last is an embedded partner.
+
+    Three workspaces hold 45%, 35% and 20% of the recipes; more hold equal shares.
+    """
+    shares = (0.45, 0.35, 0.20) if workspaces == 3 else (1 / workspaces,) * workspaces
     counts = [max(1, round(recipes * share)) for share in shares]
     counts[0] += recipes - sum(counts)
     workspaces = []
@@ -108,10 +111,11 @@ def _world(rng: random.Random, recipes: int) -> list[_Workspace]:
             actions = tuple(rng.choice(_ADAPTERS) for _ in range(rng.randint(0, 11)))
             name = f"{rng.choice(_WORDS).capitalize()} to {rng.choice(('ERP', 'CRM', 'warehouse', 'Slack'))}"
             made.append(_Recipe(next_recipe, name, (trigger, *actions)))
+        label = "Partner" if index == len(counts) - 1 else ("Ops", "Finance")[index % 2]
         workspaces.append(
             _Workspace(
                 user_id=rng.randint(10_000, 9_999_999),
-                name=f"{rng.choice(_NAMES)} {('Ops', 'Finance', 'Partner')[index]}",
+                name=f"{rng.choice(_NAMES)} {label}",
                 embedded=index == len(counts) - 1,
                 recipes=tuple(made),
             )
@@ -213,19 +217,40 @@ def _malformed(rng: random.Random, job: dict[str, Any], index: int) -> bytes:
 
 
 def generate(
-    objects: int, *, seed: int, start: dt.date, days: int, recipes: int = 40
+    objects: int,
+    *,
+    seed: int,
+    start: dt.date,
+    days: int,
+    recipes: int = 40,
+    workspaces: int = 3,
+    world_seed: int | None = None,
 ) -> Iterator[tuple[str, bytes, str, int]]:
-    """(key, body, kind, expected job_lines) for `objects` objects, in a fixed order."""
+    """(key, body, kind, expected job_lines) for `objects` objects, in a fixed order.
+
+    With `world_seed`, the workspaces and recipes come from that seed and the jobs from
+    `seed` (so a later day of the same world is another corpus), and recipes are busy in
+    a skewed way, as real ones are (the n-th of a workspace runs 1/n² as often as its first):
+    a few objects per recipe-day folder, many folders empty.
+    """
     rng = random.Random(f"heldout-{VERSION}-{seed}")
-    world = _world(rng, recipes)
-    weights = [0.44, 0.36, EMBEDDED_SHARE]
+    if world_seed is None:
+        world = _world(rng, recipes)
+        weights = [0.44, 0.36, EMBEDDED_SHARE]
+    else:
+        world = _world(random.Random(f"heldout-{VERSION}-world-{world_seed}"), recipes, workspaces)
+        weights = [(1 - EMBEDDED_SHARE) / (len(world) - 1)] * (len(world) - 1) + [EMBEDDED_SHARE]
+    skewed = world_seed is not None
     all_days = [start + dt.timedelta(days=i) for i in range(days)]
     next_embedded = rng.randint(10**9, 10**10)
     seen: set[str] = set()
     malformed = 0
     for _ in range(objects):
         space = rng.choices(world, weights)[0]
-        recipe = rng.choice(space.recipes)
+        if skewed:
+            recipe = rng.choices(space.recipes, [1 / (n + 1) ** 2 for n in range(len(space.recipes))])[0]
+        else:
+            recipe = rng.choice(space.recipes)
         day = rng.choice(all_days)
         if space.embedded:
             next_embedded += rng.randint(1, 5000)
@@ -279,12 +304,21 @@ def generate(
 
 
 def write_heldout(
-    outdir: Path, objects: int, *, seed: int, start: dt.date, days: int, recipes: int = 40
+    outdir: Path,
+    objects: int,
+    *,
+    seed: int,
+    start: dt.date,
+    days: int,
+    recipes: int = 40,
+    workspaces: int = 3,
+    world_seed: int | None = None,
 ) -> HeldOutSummary:
     """Write the corpus under `outdir` (keys as relative paths) and say what the archive must hold."""
     summary = HeldOutSummary()
     made: set[str] = set()
-    for key, body, kind, line_count in generate(objects, seed=seed, start=start, days=days, recipes=recipes):
+    shape = {"recipes": recipes, "workspaces": workspaces, "world_seed": world_seed}
+    for key, body, kind, line_count in generate(objects, seed=seed, start=start, days=days, **shape):
         path = os.path.join(outdir, *key.split("/"))
         folder = os.path.dirname(path)
         if folder not in made:

@@ -9,6 +9,7 @@ Run by bench/run.py so that every figure is a separate process and peak memory
     python bench/measure.py archiver SOURCE DEST           # the CLI compact, settings from ARCHIVER_*
     python bench/measure.py archiver-memprofile SOURCE DEST  # the same under tracemalloc, peak by function
     python bench/measure.py plan SOURCE DEST               # the units `archiver plan SOURCE DEST` prints
+    python bench/measure.py archiver-sqs SOURCE BATCH SEED # sqs_handler's batches over every source object
     python bench/measure.py bare-get ENDPOINT BUCKET CONCURRENCY
 
 The last line of stdout is the JSON result; anything else goes to stderr. Profile
@@ -23,6 +24,7 @@ import os
 import resource
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -262,14 +264,106 @@ def archiver_compact(source: str, dest: str) -> dict[str, Any]:
     import archiver.cli.main as cli
     from archiver.config import settings_from_env
 
+    before = _work_cpu_seconds()
     report = asyncio.run(cli.compact(source, dest, settings_from_env())).as_dict()
-    result: dict[str, Any] = {"report": report}
+    result: dict[str, Any] = {"report": report, "work_cpu_seconds": _work_cpu_seconds() - before}
     for role, use in report["by_store"].items():  # type: ignore[attr-defined]
         use = dict(use)
         read, written = use.pop("bytes_read"), use.pop("bytes_written")
         result[f"{role}_requests"] = use
         result[f"{role}_bytes"] = {"read": read, "written": written}
     return result
+
+
+def _work_cpu_seconds() -> float:
+    """CPU seconds of this process and its reaped children so far (a task's work: the difference)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def archiver_sqs(source: str, batch_size: int, seed: int) -> dict[str, Any]:
+    """`sqs_handler`'s work on every object of the source, announced in shuffled batches of `batch_size`.
+
+    Each batch is one invocation of a warm execution environment (ARCHIVER_SOURCE and
+    ARCHIVER_DEST from the environment), its messages EventBridge "Object Created" events
+    carrying the key, size and ETag S3 would send. The requests are the run reports'
+    (`by_store`), summed over the invocations; `work_cpu_seconds` is the handling alone.
+    """
+    import random
+
+    from archiver.aws.runtime import close_runtime, current_runtime
+    from archiver.aws.sqs_batch import handle_batch
+
+    bucket, _, prefix = source.removeprefix("s3://").partition("/")
+    records = [_notification(bucket, prefix, key, size, etag) for key, size, etag in _listing(bucket, prefix)]
+    random.Random(seed).shuffle(records)  # objects arrive in no key order
+    totals: dict[str, dict[str, int]] = {}
+    failed = invocations = 0
+    before = _work_cpu_seconds()
+    for start in range(0, len(records), batch_size):
+        result = handle_batch({"Records": records[start : start + batch_size]}, None, current_runtime())
+        invocations += 1
+        failed += len(result.failed_messages)
+        report = result.outcome.report if result.outcome is not None else None
+        for role, use in (report.by_store if report is not None else {}).items():
+            for kind, count in use.items():
+                totals.setdefault(role, {}).setdefault(kind, 0)
+                totals[role][kind] += count
+    work = _work_cpu_seconds() - before
+    close_runtime()
+    return {
+        "objects": len(records),
+        "batch_size": batch_size,
+        "invocations": invocations,
+        "failed_messages": failed,
+        "by_store": totals,
+        "work_cpu_seconds": work,
+    }
+
+
+def _listing(bucket: str, prefix: str) -> list[tuple[str, int, str]]:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    found = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        found.extend(
+            (item["Key"], item["Size"], item["ETag"].strip('"')) for item in page.get("Contents", ())
+        )
+    return found
+
+
+def _notification(bucket: str, prefix: str, key: str, size: int, etag: str) -> dict[str, Any]:
+    """One SQS record as the template's EventBridge rule delivers an S3 "Object Created" event."""
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "111122223333",
+        "time": "2024-09-20T10:15:01Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": size, "etag": etag, "sequencer": "0066D4B1D2E3F4A5B6"},
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": "111122223333",
+            "reason": "PutObject",
+        },
+    }
+    return {
+        "messageId": str(uuid.uuid4()),
+        "receiptHandle": "AQEB" + "x" * 200,
+        "body": orjson.dumps(event).decode(),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1726827301000"},
+        "messageAttributes": {},
+        "md5OfBody": "0" * 32,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:111122223333:archiver-objects",
+        "awsRegion": "us-east-1",
+    }
 
 
 def archiver_plan(source: str, dest: str) -> dict[str, Any]:
@@ -431,6 +525,8 @@ def main() -> None:
         result = duckdb_text(Path(args[0]), Path(args[1]))
     elif task == "archiver":
         result = archiver_compact(args[0], args[1])
+    elif task == "archiver-sqs":
+        result = archiver_sqs(args[0], int(args[1]), int(args[2]))
     elif task == "plan":
         result = archiver_plan(args[0], args[1])
     elif task == "archiver-memprofile":

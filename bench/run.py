@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from corpora import DAYS, SCALE_DAY, START, day_prefixes, ensure_corpus
+from cost import BASELINE_REF, cost_section
 from harness import (
     OUT,
     REPO,
@@ -44,7 +45,10 @@ from scaling import scaling_section
 from sections import local_incremental_section, local_section, memory_section, moto_section
 from summary import render, table, targets
 
-SECTIONS = ("heldout", "synth", "moto", "memory", "scaling", "incremental")
+SECTIONS = ("heldout", "synth", "moto", "memory", "scaling", "incremental", "cost")
+
+COST_SHAPE = {"recipes": 480, "workspaces": 8, "world_seed": 20}
+"""The cost corpora's world: 8 workspaces x 60 recipes, busy in a skewed way (issue 15)."""
 
 
 def profile(corpus: dict[str, Any], top: int, workers: int | None) -> None:
@@ -128,6 +132,14 @@ def _parser() -> argparse.ArgumentParser:
         help="jobs of the one-day scaling corpora, smallest first (20000,200000)",
     )
     parser.add_argument("--million", action="store_true", help="also a 1,000,000-job day (scaling section)")
+    parser.add_argument(
+        "--cost-objects", type=int, default=12_500, help="objects of the cost backfill (12500)"
+    )
+    parser.add_argument(
+        "--cost-baseline",
+        default=BASELINE_REF,
+        help="commit whose code the cost section also measures, side by side ('' for none)",
+    )
     parser.add_argument("--only", action="append", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--no-moto", action="store_true", help="skip everything that runs against moto")
     parser.add_argument(
@@ -145,6 +157,34 @@ def _parser() -> argparse.ArgumentParser:
 
 def _label(jobs: int) -> str:
     return f"{jobs // 1_000_000}M" if jobs % 1_000_000 == 0 else f"{jobs // 1000}k"
+
+
+def _cost(args: argparse.Namespace, corpus: Any) -> dict[str, Any]:
+    """Issue 15's cost corpora (30 days, the day after, a busy day for SQS), then the cost section."""
+    objects = args.cost_objects
+    corpora = {
+        "backfill": corpus("corpus-cost", jobs=objects, seed=21, kind="heldout", shape=COST_SHAPE),
+        "nightly": corpus(
+            "corpus-cost-newday",
+            jobs=objects // DAYS,
+            seed=22,
+            start=START + dt.timedelta(days=DAYS),
+            days=1,
+            kind="heldout",
+            shape=COST_SHAPE,
+        ),
+        "stream": corpus(
+            "corpus-cost-stream",
+            jobs=max(2_000, objects * 2 // 5),
+            seed=23,
+            start=START + dt.timedelta(days=DAYS + 1),
+            days=1,
+            kind="heldout",
+            shape=COST_SHAPE,
+        ),
+    }
+    log(f"cost: backfill, nightly and SQS paths on moto, baseline {args.cost_baseline or 'none'}")
+    return cost_section(corpora, args.cost_baseline or None)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -244,6 +284,8 @@ def _main(argv: list[str] | None) -> int:
                 figures["base_objects"] = moto_corpus["objects"]
                 figures["new_day_prefixes"] = prefixes
             results["incremental"] = incremental
+        if "cost" in wanted:
+            results["cost"] = _cost(args, corpus)
         if "scaling" in wanted:  # last: gigabytes of files push the other corpora out of the page cache
             sizes = sorted(set(args.scale_jobs + ([1_000_000] if args.million else [])))
             days = {

@@ -350,6 +350,10 @@ def render(results: dict[str, Any]) -> str:
     if results.get("local"):
         out.append(_archive_table(results))
     out.extend(_incremental_tables(results))
+    if results.get("cost"):
+        from cost import cost_tables
+
+        out.extend(cost_tables(results["cost"]))
     out.append(render_targets(results["targets"]))
     return "\n".join(out)
 
@@ -376,7 +380,14 @@ def _local_targets(tag: str, local: dict[str, Any]) -> list[dict[str, Any]]:
     ratios = local["ratios"]
     duckdb, floor = ratios["archiver_over_duckdb"], ratios["archiver_over_floor"]
     share = local["archive"]["parquet_bytes"] / local["bytes"]
+    one = ratios.get("archiver_w1_over_floor")
+    per_core = (
+        [target_row(f"{tag}: one process / one-core parse floor", one, 0.25, ">=", f"{one:.2f}", ">= 0.25")]
+        if one is not None
+        else []
+    )
     return [
+        *per_core,
         target_row(
             f"{tag}: archiver / DuckDB files/s",
             duckdb,
@@ -495,6 +506,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append(
                 target_row(f"RSS growth {label}", growth, 0.20, "<=", f"{growth * 100:+.1f}%", "<= +20%")
             )
+    if results.get("cost"):
+        from cost import cost_targets
+
+        rows.extend(cost_targets(results["cost"]))
     for label, figures in results.get("incremental", {}).items():
         gets = (figures["new_day"].get("source_requests") or {}).get("get")
         new = figures["new_objects"]

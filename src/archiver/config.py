@@ -38,9 +38,13 @@ class Settings:
     s3_max_attempts: int = 8
     s3_retry_mode: str = "standard"
     unit_max_objects: int = 20_000
-    retire_grace_seconds: int = 1800
+    retire_grace_seconds: int = 0
+    """Without a catalog, how long a superseded data file stays for queries already reading it
+    (a glob reader sees its rows twice meanwhile). With one, the snapshot retention governs."""
     parse_workers: int = 0
     time_reserve_seconds: int = 90
+    listing: str = "auto"
+    listing_max_keys: int = 200_000
     # Workato's activity audit log API (`pull-activity`).
     api_requests_per_minute: int = 60
     api_overlap_minutes: int = 60
@@ -50,6 +54,11 @@ class Settings:
     # the policy itself; None means the default policy (secret-named payload keys redacted).
     policy_location: str = ""
     policy: Policy | None = field(default=None, repr=False)
+    # Iceberg tables (`publish`): a pyiceberg catalog's name (None: the local DEST's embedded
+    # one, and no tables for an S3 DEST), the namespace, and how long snapshots are kept.
+    catalog: str | None = None
+    catalog_namespace: str = "archiver"
+    snapshot_retention_seconds: int = 14 * 86_400
 
     def with_window(self, since: dt.date | None, until: dt.date | None) -> Settings:
         if since and until and since > until:
@@ -73,6 +82,7 @@ _INT_VARIABLES = {
     "ARCHIVER_RETIRE_GRACE_SECONDS": "retire_grace_seconds",
     "ARCHIVER_PARSE_WORKERS": "parse_workers",
     "ARCHIVER_TIME_RESERVE_SECONDS": "time_reserve_seconds",
+    "ARCHIVER_LISTING_MAX_KEYS": "listing_max_keys",
     "ARCHIVER_API_REQUESTS_PER_MINUTE": "api_requests_per_minute",
     "ARCHIVER_API_OVERLAP_MINUTES": "api_overlap_minutes",
     "ARCHIVER_API_MAX_ATTEMPTS": "api_max_attempts",
@@ -82,6 +92,9 @@ _INT_VARIABLES = {
 _MAY_BE_ZERO = frozenset(
     {"lookback_days", "retire_grace_seconds", "parse_workers", "time_reserve_seconds", "api_overlap_minutes"}
 )
+
+LISTING_CHOICES = ("auto", "folders", "prefix", "flat")
+"""How a workspace's `jobs/` folder is listed (ARCHIVER_LISTING); see `archiver.engine.scans`."""
 
 _ZSTD_LEVELS = frozenset({"compression_level", "payload_compression_level"})
 ZSTD_MAX_LEVEL = 22
@@ -105,6 +118,13 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{variable} must be a zstd level from 1 to {ZSTD_MAX_LEVEL}, got {raw!r}")
     settings = replace(Settings(), **values)  # type: ignore[arg-type]
     settings = replace(settings, policy_location=env.get("ARCHIVER_POLICY", "").strip())
+    settings = _catalog_settings(env, settings)
+    listing = env.get("ARCHIVER_LISTING")
+    if listing:
+        if listing not in LISTING_CHOICES:
+            choices = ", ".join(LISTING_CHOICES)
+            raise ConfigError(f"ARCHIVER_LISTING must be one of {choices}, got {listing!r}")
+        settings = replace(settings, listing=listing)
     # The standard AWS variables, so the archiver's defaults never override what a user set.
     attempts = env.get("AWS_MAX_ATTEMPTS")
     if attempts:
@@ -118,6 +138,53 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"AWS_RETRY_MODE must be legacy, standard or adaptive, got {mode!r}")
         settings = replace(settings, s3_retry_mode=mode)
     return settings
+
+
+_DURATION_UNITS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+
+
+def parse_duration(variable: str, text: str) -> int:
+    """Seconds from `14d`, `36h`, `90m`, `3600s` or a bare number of seconds."""
+    raw = text.strip().lower()
+    unit = _DURATION_UNITS.get(raw[-1:], 0) if raw else 0
+    digits = raw[:-1] if unit else raw
+    if not digits.isdigit() or int(digits) < 1:
+        raise ConfigError(f"{variable} must be a duration such as 14d, 36h or 3600 (seconds), got {text!r}")
+    return int(digits) * (unit or 1)
+
+
+def _catalog_settings(env: Mapping[str, str], settings: Settings) -> Settings:
+    """ARCHIVER_CATALOG (a catalog configured the pyiceberg way), its namespace, the snapshot retention."""
+    catalog = env.get("ARCHIVER_CATALOG", "").strip() or None
+    namespace = env.get("ARCHIVER_CATALOG_NAMESPACE", "").strip() or settings.catalog_namespace
+    if not namespace.replace("_", "").isalnum():
+        raise ConfigError(f"ARCHIVER_CATALOG_NAMESPACE must be letters, digits and _, got {namespace!r}")
+    retention = env.get("ARCHIVER_SNAPSHOT_RETENTION", "").strip()
+    seconds = parse_duration("ARCHIVER_SNAPSHOT_RETENTION", retention) if retention else None
+    return replace(
+        settings,
+        catalog=catalog,
+        catalog_namespace=namespace,
+        snapshot_retention_seconds=seconds or settings.snapshot_retention_seconds,
+    )
+
+
+def file_io_properties(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """pyiceberg FileIO properties from the standard AWS configuration, for catalogs that name none.
+
+    `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_S3`) points metadata writes at another endpoint such
+    as a moto server; the region comes from `AWS_REGION` / `AWS_DEFAULT_REGION`. Credentials are
+    left to the AWS SDK's own chain (environment, profile, instance role).
+    """
+    env = os.environ if environ is None else environ
+    properties: dict[str, str] = {}
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        properties["s3.endpoint"] = endpoint
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        properties["s3.region"] = region
+    return properties
 
 
 def api_token_from_env(environ: Mapping[str, str] | None = None) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from archiver.config import Settings
 from archiver.engine import api
 from archiver.errors import AccessDeniedError, ArchiverError, ConfigError
-from archiver.storage.store import ObjectStore
+from archiver.storage.store import ObjectInfo, ObjectStore
 
 PLANS_PREFIX = api.PLANS_PREFIX
 
@@ -31,26 +31,32 @@ class KeysOutcome:
 
 
 async def archive_keys(
-    source: ObjectStore, dest: ObjectStore, settings: Settings, keys: Sequence[str]
+    source: ObjectStore,
+    dest: ObjectStore,
+    settings: Settings,
+    keys: Sequence[str],
+    described: Sequence[ObjectInfo] = (),
 ) -> KeysOutcome:
-    """Archive these source keys; the outcome names every key that is not archived, and why.
+    """Archive these source keys and `described` objects (whose size and ETag their events gave).
+
+    The outcome names every key that is not archived, and why.
 
     A unit that fails fails only its own keys (the engine names them in
     `unarchived_keys`); a settings or permission error, which no retry can mend, is
     raised so the invocation fails loudly.
     """
     try:
-        report = await api.compact_keys(source, dest, settings, keys)
+        report = await api.compact_keys(source, dest, settings, keys, described=described)
     except (ConfigError, AccessDeniedError):
         raise
     except ArchiverError as error:
         reason = f"{type(error).__name__}: {error}"
-        return KeysOutcome(report=None, failed=dict.fromkeys(keys, reason))
+        return KeysOutcome(report=None, failed=dict.fromkeys([*keys, *(i.key for i in described)], reason))
     if any(failure.get("kind") == "AccessDeniedError" for failure in report.failures):
         raise AccessDeniedError(
             next(f["error"] for f in report.failures if f.get("kind") == "AccessDeniedError")
         )
-    wanted = set(keys)
+    wanted = {*keys, *(info.key for info in described)}
     reasons = {
         failure["key"]: f"{failure.get('kind', 'Error')}: {failure.get('error', '')}"
         for failure in report.failures

@@ -126,6 +126,20 @@ def _report_metrics(report: Mapping[str, Any]) -> None:
             metrics.add_metric(metric, MetricUnit.Count, report[name])
     if "bytes_read" in report:
         metrics.add_metric("BytesRead", MetricUnit.Bytes, report["bytes_read"])
+    for role, use in (report.get("by_store") or {}).items():
+        for kind in PRICED_REQUESTS.get(role, ()):
+            metrics.add_metric(
+                f"{STORE_METRIC[role]}{kind.capitalize()}Requests", MetricUnit.Count, use[kind]
+            )
+
+
+STORE_METRIC = {"source": "Source", "dest": "Archive", "source_and_dest": "SourceAndArchive"}
+PRICED_REQUESTS = {
+    "source": ("list", "get", "head"),
+    "dest": ("list", "get", "put"),
+    "source_and_dest": ("list", "get", "put", "head"),
+}
+"""The requests S3 charges for (DELETE is free), by store: what the dashboard's cost widget sums."""
 
 
 def _without_failures(report: Mapping[str, Any]) -> dict[str, Any]:

@@ -39,12 +39,15 @@ class UnknownMessageError(ArchiverError):
 
 @dataclass(frozen=True, slots=True)
 class ObjectEvent:
-    """One S3 object event: where, which key (decoded), and whether it created the object."""
+    """One S3 object event: where, which key (decoded), whether it created the object, and what it
+    says of the object (size and ETag; a creation event carries both, so the object need not be HEADed).
+    """
 
     bucket: str
     key: str
     created: bool
     etag: str | None = None
+    size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +98,12 @@ def _s3_records(records: object) -> Iterator[ObjectEvent]:
             raise UnknownMessageError("an S3 event record has no eventName or s3 section")
         bucket = _text(s3.get("bucket"), "name")
         raw_key = _text(s3.get("object"), "key")
-        etag = s3["object"].get("eTag")
         yield ObjectEvent(
             bucket=bucket,
             key=unquote_plus(raw_key),
             created=name.startswith("ObjectCreated:"),
-            etag=etag if isinstance(etag, str) and etag else None,
+            etag=_etag(s3["object"].get("eTag")),
+            size=_size(s3["object"].get("size")),
         )
 
 
@@ -109,13 +112,25 @@ def _eventbridge_event(document: Mapping[str, Any]) -> ObjectEvent:
     detail_type = document.get("detail-type")
     if not isinstance(detail_type, str):
         raise UnknownMessageError("an EventBridge S3 event without detail-type")
-    etag = detail.get("object", {}).get("etag") if isinstance(detail.get("object"), dict) else None
+    found = detail.get("object")
+    described = found if isinstance(found, dict) else {}
     return ObjectEvent(
         bucket=_text(detail.get("bucket"), "name"),
-        key=_text(detail.get("object"), "key"),  # EventBridge keys are not URL-encoded
+        key=_text(found, "key"),  # EventBridge keys are not URL-encoded
         created=detail_type == EVENTBRIDGE_CREATED,
-        etag=etag if isinstance(etag, str) and etag else None,
+        etag=_etag(described.get("etag")),
+        size=_size(described.get("size")),
     )
+
+
+def _etag(value: object) -> str | None:
+    """An event's ETag as listings show it (without quotes), or None when it has none."""
+    return (value.strip('"') or None) if isinstance(value, str) else None
+
+
+def _size(value: object) -> int | None:
+    """An event's object size, or None when it has none (a bool is not a size)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _text(section: object, field: str) -> str:

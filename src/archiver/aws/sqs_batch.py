@@ -22,10 +22,11 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from archiver.aws.engine_adapter import KeysOutcome, archive_keys
-from archiver.aws.notifications import UnknownMessageError, WatchedPrefix, parse_body
+from archiver.aws.notifications import ObjectEvent, UnknownMessageError, WatchedPrefix, parse_body
 from archiver.aws.runtime import Runtime
 from archiver.errors import ArchiverError
 from archiver.formats.layout import is_json_key
+from archiver.storage.store import ObjectInfo
 
 
 class MessageNotArchivedError(ArchiverError):
@@ -41,9 +42,25 @@ class BatchPlan:
     keys: dict[str, tuple[str, ...]] = field(default_factory=dict)  # messageId -> relative keys
     unknown: dict[str, str] = field(default_factory=dict)  # messageId -> why the body is not understood
     ignored: Counter[str] = field(default_factory=Counter)  # reason -> events acknowledged unarchived
+    described: dict[str, ObjectInfo | None] = field(default_factory=dict)  # key -> what its events said
 
     def all_keys(self) -> list[str]:
         return sorted({key for keys in self.keys.values() for key in keys})
+
+    def describe(self, key: str, event: ObjectEvent) -> None:
+        """Remember the size and ETag an event gave for `key`; disagreeing (or silent) events void it."""
+        info = None if event.size is None or event.etag is None else ObjectInfo(key, event.size, event.etag)
+        if key in self.described and self.described[key] != info:
+            info = None  # two versions announced in one batch: which is current is the store's to say
+        self.described[key] = info
+
+    def objects(self) -> list[ObjectInfo]:
+        """The keys whose events said their size and ETag: the engine GETs them without a HEAD first."""
+        return [info for info in self.described.values() if info is not None]
+
+    def undescribed_keys(self) -> list[str]:
+        """The keys no (agreeing) event described: the engine HEADs these."""
+        return sorted(key for key, info in self.described.items() if info is None)
 
 
 def read_batch(records: Sequence[Mapping[str, Any]], watched: WatchedPrefix) -> BatchPlan:
@@ -69,6 +86,7 @@ def read_batch(records: Sequence[Mapping[str, Any]], watched: WatchedPrefix) -> 
                 plan.ignored["not_json"] += 1
             else:
                 keys.append(relative)
+                plan.describe(relative, event)
         plan.keys[message_id] = tuple(keys)
     return plan
 
@@ -88,11 +106,11 @@ def handle_batch(event: Mapping[str, Any], context: Any, runtime: Runtime) -> Ba
     source = runtime.deployment.source
     records = list(event.get("Records") or [])
     plan = read_batch(records, WatchedPrefix(source.bucket, source.prefix))
-    keys = plan.all_keys()
+    keys, described = plan.undescribed_keys(), plan.objects()
     outcome: KeysOutcome | None = None
-    if keys:
+    if keys or described:
         settings = runtime.deployment.settings
-        outcome = runtime.run(lambda src, dest: archive_keys(src, dest, settings, keys))
+        outcome = runtime.run(lambda src, dest: archive_keys(src, dest, settings, keys, described))
     failed = dict(plan.unknown)
     if outcome is not None:
         for message_id, message_keys in plan.keys.items():

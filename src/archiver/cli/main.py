@@ -28,7 +28,7 @@ from archiver.config import Settings, parse_date, settings_from_env
 from archiver.errors import ArchiverError, ConfigError, LedgerFormatError, StorageError
 
 if TYPE_CHECKING:
-    from archiver.engine.api import RedactReport, RunReport, UnitScope, VerifyReport
+    from archiver.engine.api import PublishReport, RedactReport, RunReport, UnitScope, VerifyReport
 
 T = TypeVar("T")
 
@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     redact.add_argument("dest", metavar="DEST", help="the archive: s3://bucket/prefix or a local folder")
     _add_window(redact)
     redact.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    publish = commands.add_parser(
+        "publish", help="bring DEST's Iceberg tables to its ledger's state (one commit per table)"
+    )
+    publish.add_argument("dest", metavar="DEST", help="s3://bucket/prefix or a local folder")
+    publish.add_argument("--rebuild", action="store_true", help="recreate the tables from the ledger alone")
+    publish.add_argument("--json", action="store_true", help="print the publish report as one JSON object")
 
     replay = commands.add_parser("replay", help="replay a folder through an embedded S3 server")
     replay.add_argument("dir", metavar="DIR", type=Path)
@@ -261,6 +267,35 @@ async def _run_verify(source_url: str, dest_url: str, settings: Settings) -> Ver
     async with api.open_stores(source_url, dest_url, settings) as (source, dest):
         assert dest is not None
         return await api.verify(source, dest, settings)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from archiver.engine import api
+
+    settings = run_settings(args)
+    report = run_quietly(api.publish(args.dest, settings, rebuild=args.rebuild))
+    if args.json:
+        sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
+    else:
+        print(publish_summary(report))
+    if report.failures:
+        first = report.failures[0]
+        return _fail(EXIT_UNREAD, f"{first.get('table', 'publish')}: {first.get('error', 'failed')}")
+    return EXIT_OK
+
+
+def publish_summary(report: PublishReport) -> str:
+    if report.catalog is None:
+        return "; ".join(report.notes) or "nothing published"
+    tables = ", ".join(
+        f"{name} +{change.as_dict()['files_added']}/-{change.as_dict()['files_removed']} files"
+        for name, change in sorted(report.tables.items())
+    )
+    return (
+        f"published to {report.catalog}: {report.commits} commits ({tables}); "
+        f"{report.snapshots_expired} snapshots expired, {report.files_deleted} files deleted "
+        f"in {report.seconds:.1f}s"
+    )
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -473,4 +508,5 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo,
     "pull-activity": _pull_activity,
     "redact": _redact,
+    "publish": _publish,
 }

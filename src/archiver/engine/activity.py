@@ -47,7 +47,7 @@ from archiver.engine.activity_copies import (
 from archiver.engine.commit import Committer, Generation
 from archiver.engine.compaction import Rewriter, rewrite
 from archiver.engine.index import merge_segments, read_head, read_segments, segments_to_merge
-from archiver.engine.ledger import FileRef, Head, Retired, SegmentRef
+from archiver.engine.ledger import FileRef, Head, Retired, SegmentRef, split_retired
 from archiver.engine.policies import current_policy
 from archiver.engine.writer import BufferBudget, Compression, UnitWriter
 from archiver.errors import ArchiverError, NotFoundError
@@ -84,6 +84,8 @@ class ActivityLedger:
         self.files_written = 0
         self.published: dict[str, tuple[Head, str | None]] = {}
         """The head this ledger last committed to each day, and its ETag: known without a GET."""
+        self.published_tables = False
+        """Superseded files belong to the Iceberg publisher (see `publish.mode`); set by the owner."""
 
     async def commit(self, events: Sequence[ActivityEvent], now_us: int, withdrawn: Withdrawn = ()) -> int:
         """Archive the events; return how many rows are new (an event held before adds none).
@@ -218,9 +220,12 @@ class ActivityLedger:
             dropped = [segment.key for segment in older]
             appended = [s for s in head.segments if s not in older] + [SegmentRef(segment_key, len(entries))]
         kept = [ref for ref in head.files if ref.key not in rewritten.mapping]
-        retired = head.retired + [Retired(key, now_us) for key in rewritten.replaced]
-        grace_us = self.settings.retire_grace_seconds * 1_000_000
-        expired = [item for item in retired if now_us - item.since_us >= grace_us]
+        retired, expired = split_retired(
+            head.retired + [Retired(key, now_us) for key in rewritten.replaced],
+            now_us,
+            self.settings.retire_grace_seconds * 1_000_000,
+            published_tables=self.published_tables,
+        )
         new_head = Head(
             unit=head.unit,
             generation=number,
@@ -229,7 +234,7 @@ class ActivityLedger:
                 kept + [FileRef(f.key, f.table, f.rows, f.bytes, f.policies) for f in rewritten.uploads],
                 key=_key,
             ),
-            retired=[item for item in retired if item not in expired],
+            retired=retired,
             lineage=[*head.lineage, token][-ledger.LINEAGE :],
         )
         generation = Generation(
@@ -238,10 +243,11 @@ class ActivityLedger:
             token=token,
             uploads=rewritten.uploads,
             segment_key=segment_key,
-            segment_body=encode_entries(entries),
+            segment_body=encode_entries(entries, [written.key for written in rewritten.uploads]),
+            segment_lists_uploads=True,
             dropped_segments=dropped,
-            # A damaged file that is still there (truncated, rewritten) goes with the commit.
-            expired=[item.key for item in expired] + sorted(missing),
+            expired=[item.key for item in expired],
+            discarded=sorted(missing),  # a damaged file still there (truncated, rewritten) goes too
         )
         return generation, change
 
@@ -259,9 +265,9 @@ class ActivityLedger:
         )
 
     async def _sweep(self, head: Head) -> None:
-        """Leftovers of crashed attempts on this day's ledger (usually nothing: one LIST)."""
+        """Leftovers of crashed attempts on this day's ledger: intents and stray segments (one LIST)."""
         keys: list[str] = []
-        async for page in self.dest.list_pages(ledger.unit_prefix(head.unit) + ledger.INTENT_PREFIX):
+        async for page in self.dest.list_pages(ledger.unit_prefix(head.unit)):
             keys.extend(info.key for info in page.objects)
         if keys:
             await self.committer.remove_leftovers(head, keys)

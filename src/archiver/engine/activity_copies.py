@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from archiver.engine import ledger
 from archiver.engine.identity import event_identity
 from archiver.engine.ledger import LedgerFormatError
 from archiver.formats.records import Row
@@ -63,13 +64,14 @@ _SCHEMA = pa.schema(
 )
 
 
-def encode_entries(entries: Iterable[ActivityEntry]) -> bytes:
+def encode_entries(entries: Iterable[ActivityEntry], uploads: Iterable[str] = ()) -> bytes:
+    """One activity segment, naming the data files its commit uploads."""
     ordered = sorted(entries, key=lambda e: (e.key, e.event_id or "", e.source_key))
     table = pa.Table.from_pydict(
         {name: [getattr(entry, name) for entry in ordered] for name in _SCHEMA.names}, schema=_SCHEMA
     )
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(ledger.with_uploads(table, uploads), sink, compression="zstd")
     return sink.getvalue()
 
 

@@ -2,6 +2,8 @@
 
 Entry points open stores with `open_stores`, then call `compact`, `compact_keys`,
 `plan` or `verify`, and turn the report they get back into their own output.
+`publish` brings the archive's Iceberg tables to the ledger's state (a handler calls
+`publish(dest_url, settings)` after its work, or on its own schedule).
 """
 
 from __future__ import annotations
@@ -10,29 +12,37 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pyarrow as pa
+
 from archiver.config import Settings
 from archiver.engine.activity import ActivityLedger
 from archiver.engine.context import ProgressHook
+from archiver.engine.listing import ListingOptions
 from archiver.engine.planner import PLANS_PREFIX, PlannedUnit, plan_units, write_manifest
 from archiver.engine.policies import current_policy, with_policy
 from archiver.engine.processes import compact_in_processes
+from archiver.engine.publish.mode import tables_published
+from archiver.engine.publish.report import PublishError, PublishReport
 from archiver.engine.report import RunReport
 from archiver.engine.rewriting import RedactReport, redact_window
 from archiver.engine.run import Clock, Run, cpu_count, utc_now
-from archiver.engine.stores import check_dest_apart, open_stores
+from archiver.engine.stores import check_dest_apart, open_stores, open_url
 from archiver.engine.units import UnitScope, shard_key
 from archiver.engine.verify import VerifyReport
 from archiver.engine.verify import verify as verify_window
 from archiver.engine.writer import BufferBudget
+from archiver.errors import ArchiverError
 from archiver.formats.records import ActivityEvent
 from archiver.formats.redaction import redact_row
 from archiver.storage.location import is_within
-from archiver.storage.store import ObjectStore
+from archiver.storage.store import ObjectInfo, ObjectStore
 
 __all__ = [
     "PLANS_PREFIX",
     "ActivitySink",
     "PlannedUnit",
+    "PublishError",
+    "PublishReport",
     "RedactReport",
     "RunReport",
     "UnitScope",
@@ -45,6 +55,10 @@ __all__ = [
     "is_within",
     "open_stores",
     "plan",
+    "publish",
+    "publish_store",
+    "publishes",
+    "read_table",
     "redact",
     "shard_key",
     "verify",
@@ -90,12 +104,72 @@ async def compact_urls(
     is SOURCE or lies inside it is refused first (`ConfigError`).
     """
     check_dest_apart(source_url, dest_url)
+    whole = scope is None or scope.everything
     workers = settings.parse_workers or cpu_count()
-    if workers > 1 and (scope is None or scope.everything):
-        return await compact_in_processes(source_url, dest_url, settings, workers, clock(), progress)
-    async with open_stores(source_url, dest_url, settings) as (source, dest):
-        assert dest is not None
-        return await compact(source, dest, settings, scope=scope, progress=progress, clock=clock)
+    if workers > 1 and whole:
+        report = await compact_in_processes(source_url, dest_url, settings, workers, clock(), progress)
+    else:
+        async with open_stores(source_url, dest_url, settings) as (source, dest):
+            assert dest is not None
+            report = await compact(source, dest, settings, scope=scope, progress=progress, clock=clock)
+    if whole and publishes(dest_url, settings):
+        await _publish_after(report, dest_url, settings)
+    return report
+
+
+async def _publish_after(report: RunReport, dest_url: str, settings: Settings) -> None:
+    """A whole run ends by publishing the tables (a unit or shard of a larger run leaves it to its driver)."""
+    try:
+        published = await publish(dest_url, settings)
+    except ArchiverError as error:
+        report.failures.append({"publish": dest_url, "error": str(error), "kind": type(error).__name__})
+        return
+    report.publish = published.as_dict()
+    report.failures.extend(published.failures)
+
+
+def publishes(dest_url: str, settings: Settings) -> bool:
+    """Whether the archive at `dest_url` has Iceberg tables: a catalog is named, or DEST is local."""
+    return settings.catalog is not None or not dest_url.startswith("s3://")
+
+
+async def publish(
+    dest_url: str, settings: Settings, *, rebuild: bool = False, clock: Clock = utc_now
+) -> PublishReport:
+    """Bring the Iceberg tables of the archive at `dest_url` to its ledger's state.
+
+    Idempotent: a second call commits nothing. `rebuild` recreates the tables from the
+    ledger alone. An S3 archive with no catalog named publishes nothing and says so in
+    the report's `notes`. Usable from a Lambda handler (one publisher at a time).
+    """
+    dest = await open_url(dest_url, settings, create=False)
+    try:
+        return await publish_store(dest, settings, rebuild=rebuild, clock=clock)
+    finally:
+        await dest.close()
+
+
+def read_table(dest: ObjectStore, settings: Settings, table: str, snapshot_id: int | None = None) -> pa.Table:
+    """A published table's rows through its catalog (current snapshot, or `snapshot_id`)."""
+    from archiver.engine.publish.reading import read_table as read_published
+
+    return read_published(dest, settings, table, snapshot_id)
+
+
+async def publish_store(
+    dest: ObjectStore, settings: Settings, *, rebuild: bool = False, clock: Clock = utc_now
+) -> PublishReport:
+    """`publish` for an open destination store (`clock` decides which snapshots are past the retention)."""
+    from archiver.engine.publish.publisher import publish as publish_tables
+
+    try:
+        return await publish_tables(dest, settings, rebuild=rebuild, now=clock())
+    except ArchiverError:
+        raise
+    except Exception as error:  # the catalog's own errors (pyiceberg, SQLAlchemy, botocore): one line
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        hint = "" if rebuild else " (a lost or damaged catalog entry: publish --rebuild)"
+        raise PublishError(f"publishing the Iceberg tables failed: {message}{hint}") from error
 
 
 async def compact_keys(
@@ -104,16 +178,20 @@ async def compact_keys(
     settings: Settings,
     keys: Sequence[str],
     *,
+    described: Sequence[ObjectInfo] = (),
     clock: Clock = utc_now,
 ) -> RunReport:
     """Archive the given source keys (from S3 event notifications) without listing their days.
 
-    Keys that are gone or not JSON are counted as skipped. Keys that could not be
-    archived are in the report's `failures` (by key, or by the unit that failed)
+    `keys` are HEADed for their size and ETag; `described` objects are those whose
+    event already said both (an S3 notification or EventBridge event does), so they
+    are read with a GET alone: one that is gone answers the GET with a 404 as a HEAD
+    would. Keys that are gone or not JSON are counted as skipped. Keys that could not
+    be archived are in the report's `failures` (by key, or by the unit that failed)
     and in `unarchived_keys`.
     """
     run = Run(source, dest, settings, clock=clock)
-    return await run.run_keys(list(keys))
+    return await run.run_keys(list(keys), list(described))
 
 
 async def plan(source: ObjectStore, dest: ObjectStore | None, settings: Settings) -> list[PlannedUnit]:
@@ -129,7 +207,7 @@ async def plan(source: ObjectStore, dest: ObjectStore | None, settings: Settings
 
 async def verify(source: ObjectStore, dest: ObjectStore, settings: Settings) -> VerifyReport:
     """Prove every source object of the window is archived or quarantined under its ETag."""
-    return await verify_window(source, dest, settings.since, settings.until)
+    return await verify_window(source, dest, settings.since, settings.until, ListingOptions.of(settings))
 
 
 async def redact(dest: ObjectStore, settings: Settings, *, clock: Clock = utc_now) -> RedactReport:
@@ -147,10 +225,16 @@ class ActivitySink:
         )
         self._clock = clock
         self._policy = current_policy(settings)
+        self._dest = dest
+        self._settings = settings
+        self._owner_known = False
 
     async def commit(self, events: Sequence[ActivityEvent]) -> int:
         """Archive the events (under the redaction policy), one row per event whatever else holds a copy;
         return the rows added."""
+        if not self._owner_known:
+            self._ledger.published_tables = await tables_published(self._dest, self._settings)
+            self._owner_known = True
         for event in events:
             redact_row(self._policy, "activity", event.row)
         now_us = int(self._clock().timestamp() * 1_000_000)

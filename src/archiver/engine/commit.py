@@ -1,8 +1,12 @@
-"""The commit protocol: intent, uploads, one conditional head write, cleanup.
+"""The commit protocol: a record of the uploads, uploads, one conditional head write, cleanup.
 
-1. An intent record names every file the attempt will upload, so a crash at any
-   later point leaves a list of what to remove.
-2. Data files and the index segment are uploaded; nothing refers to them yet.
+1. Before any data file, a record of the attempt names every file it will upload, so
+   a crash at any later point leaves a list of what to remove. That record is the
+   attempt's index segment (its schema metadata names the data files): one PUT the
+   commit makes anyway. An attempt that must also delete files after it wins
+   (retired files past their grace period) writes an intent record instead, naming
+   those too, so a crash between the win and the deletes leaves them named.
+2. Data files (and, after an intent, the segment) are uploaded; nothing refers to them yet.
 3. The head is replaced with `If-Match` (or created with `If-None-Match`): of two
    writers exactly one wins. A 412 may also answer our own retried write whose
    first answer was lost; the head remembers the tokens of its recent commits
@@ -49,10 +53,17 @@ class Generation:
     """Data files the head stops naming because they are gone or damaged: deleted after the commit."""
     counts: tuple[int, int, dict[str, int]] = (0, 0, {})
     notes: list[str] = field(default_factory=list)
+    segment_lists_uploads: bool = False
+    """The segment's metadata names the data files (`ledger.with_uploads`): it can stand for the intent."""
 
     @property
     def intent_key(self) -> str:
         return ledger.intent_key(self.head.unit, self.head.generation, self.token)
+
+    @property
+    def needs_intent(self) -> bool:
+        """An intent record is written unless the segment names the uploads and no file is deleted after."""
+        return bool(self.expired or self.discarded) or not (self.segment_key and self.segment_lists_uploads)
 
     def upload_keys(self) -> list[str]:
         keys = [written.key for written in self.uploads]
@@ -67,13 +78,17 @@ class Committer:
         self.files_deleted = 0
 
     async def upload(self, generation: Generation) -> None:
-        """Put the intent, then every data file and the segment; nothing refers to them yet."""
-        # What a commit deletes afterwards is named too: a crash between the commit and
-        # the deletes leaves them for the next attempt's leftover sweep.
-        after = [*generation.dropped_segments, *generation.expired, *generation.discarded]
-        await self.dest.put(
-            generation.intent_key, orjson.dumps({"files": generation.upload_keys(), "after": after})
-        )
+        """Put the record of the uploads (intent or segment), then the rest; nothing refers to them yet."""
+        segment_first = not generation.needs_intent
+        if segment_first:
+            await self._put_segment(generation)
+        else:
+            # What a commit deletes afterwards is named too: a crash between the commit and
+            # the deletes leaves them for the next attempt's leftover sweep.
+            after = [*generation.dropped_segments, *generation.expired, *generation.discarded]
+            await self.dest.put(
+                generation.intent_key, orjson.dumps({"files": generation.upload_keys(), "after": after})
+            )
         gate = asyncio.Semaphore(UPLOAD_CONCURRENCY)
 
         async def upload(written: WrittenFile) -> None:
@@ -82,6 +97,10 @@ class Committer:
             written.path.unlink(missing_ok=True)
 
         await asyncio.gather(*(upload(written) for written in generation.uploads))
+        if not segment_first:
+            await self._put_segment(generation)
+
+    async def _put_segment(self, generation: Generation) -> None:
         if generation.segment_key and generation.segment_body is not None:
             await self.dest.put(generation.segment_key, generation.segment_body)
 
@@ -105,13 +124,10 @@ class Committer:
 
     async def finish(self, generation: Generation) -> None:
         """After a win: the intent, merged-away segments, expired retired files and damaged files go."""
-        doomed = [
-            generation.intent_key,
-            *generation.dropped_segments,
-            *generation.expired,
-            *generation.discarded,
-        ]
-        await self.dest.delete(doomed)
+        intent = [generation.intent_key] if generation.needs_intent else []
+        doomed = [*intent, *generation.dropped_segments, *generation.expired, *generation.discarded]
+        if doomed:
+            await self.dest.delete(doomed)
         self.files_deleted += len(generation.expired)
 
     async def discard(self, generation: Generation, current: Head | None) -> None:
@@ -120,19 +136,27 @@ class Committer:
             written.path.unlink(missing_ok=True)
         live = _live_keys(current)
         doomed = [key for key in generation.upload_keys() if key not in live]
-        await self.dest.delete([*doomed, generation.intent_key])
+        intent = [generation.intent_key] if generation.needs_intent else []
+        await self.dest.delete([*doomed, *intent])
 
     async def remove_leftovers(self, head: Head, ledger_keys: list[str]) -> list[str]:
         """Remove what crashed or outraced attempts up to this generation left; return ledger keys gone."""
         live = _live_keys(head)
-        doomed: list[str] = [
+        segments = [
             key
             for key in ledger_keys
             if key.rsplit("/", 1)[-1].startswith(ledger.SEGMENT_PREFIX)
             and key not in live
             and (ledger.file_generation(key) or 0) <= head.generation
         ]
-        handled: list[str] = list(doomed)
+        doomed: list[str] = list(segments)
+        handled: list[str] = list(segments)
+        for segment in segments:  # a crashed attempt's segment names the data files it uploaded
+            try:
+                named = ledger.segment_uploads((await self.dest.get(segment)).body)
+            except NotFoundError:
+                continue
+            doomed.extend(key for key in named if key not in live)
         intents = [key for key in ledger_keys if key.rsplit("/", 1)[-1].startswith(ledger.INTENT_PREFIX)]
         for intent in intents:
             generation = ledger.file_generation(intent)

@@ -74,6 +74,8 @@ class RunContext:
     report: RunReport = field(default_factory=RunReport)
     ledgers: LedgerListing = field(default_factory=LedgerListing)
     progress: ProgressHook | None = None
+    published_tables: bool = False
+    """The archive has Iceberg tables: superseded files are the publisher's to delete."""
     budget: ByteBudget = field(init=False)
     buffers: BufferBudget = field(init=False)
     committer: Committer = field(init=False)

@@ -11,10 +11,12 @@ Each unit (see `units.py`) has:
   changed. A commit writes one new segment with what it touched, so its cost
   follows the new work; segments are merged in bounded, size-tiered steps. For
   each source key the newest segment that mentions it holds its complete set of
-  entries.
-- `intent-*` records written before a commit's uploads (a crash leaves one
-  naming the files to remove) and `seen-*` markers: a scope whose listing has a
-  marker is fully archived, so a rerun can tell from a LIST alone.
+  entries. A segment also names, in its schema metadata, the data files its commit
+  uploads: it is written before them, so a crash leaves it to say what to remove.
+- `intent-*` records, written before the uploads of a commit that must also delete
+  files after it wins (retired files past their grace), so a crash after the win
+  still leaves them named; and `seen-*` markers: a scope whose listing has a marker
+  is fully archived, so a rerun can tell from a LIST alone.
 
 All of this is pure: encoding and decoding, no storage calls.
 """
@@ -95,6 +97,25 @@ def settled_key(unit: str, fingerprint: str) -> str:
     return f"{unit_prefix(unit)}{SETTLED_PREFIX}{fingerprint}"
 
 
+UPLOADS_METADATA = b"archiver.uploads"
+"""The schema metadata of a segment that names the data files its commit uploads (a JSON list)."""
+
+
+def with_uploads(table: pa.Table, uploads: Iterable[str]) -> pa.Table:
+    """A segment's table naming the data files its commit uploads."""
+    return table.replace_schema_metadata({UPLOADS_METADATA: orjson.dumps(sorted(uploads))})
+
+
+def segment_uploads(data: bytes) -> list[str]:
+    """The data files a segment's commit uploaded; [] when it names none or cannot be read."""
+    try:
+        metadata = pq.read_schema(io.BytesIO(data)).metadata or {}
+        named = orjson.loads(metadata.get(UPLOADS_METADATA, b"[]"))
+    except (pa.ArrowException, OSError, orjson.JSONDecodeError):
+        return []
+    return [key for key in named if isinstance(key, str)] if isinstance(named, list) else []
+
+
 def intent_key(unit: str, generation: int, token: str) -> str:
     return f"{unit_prefix(unit)}{INTENT_PREFIX}g{generation:06d}-{token}.json"
 
@@ -161,10 +182,28 @@ class SegmentRef:
 
 @dataclass(frozen=True, slots=True)
 class Retired:
-    """A data file a commit stopped referring to, deleted once `since_us` is older than the grace period."""
+    """A data file a commit stopped referring to.
+
+    Without Iceberg tables it is deleted once `since_us` is older than the grace period
+    (none by default). With them the publisher owns it: `published` is set before a
+    table commit removes the file from a snapshot, so from then on the table's snapshot
+    history says when it may go; a file never published goes as soon as the publisher
+    sees it (see `engine/publish/superseded.py`).
+    """
 
     key: str
     since_us: int
+    published: bool = False
+
+
+def split_retired(
+    retired: list[Retired], now_us: int, grace_us: int, *, published_tables: bool
+) -> tuple[list[Retired], list[Retired]]:
+    """(kept, due): with Iceberg tables the publisher decides, so nothing is due here."""
+    if published_tables:
+        return list(retired), []
+    due = [item for item in retired if now_us - item.since_us >= grace_us]
+    return [item for item in retired if item not in due], due
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +259,7 @@ def encode_head(head: Head) -> bytes:
             "children": [{"unit": child.unit, "lo": child.lo} for child in head.children],
             "segments": [{"key": s.key, "entries": s.entries} for s in head.segments],
             "files": [_encode_file(f) for f in head.files],
-            "retired": [{"key": r.key, "since_us": r.since_us} for r in head.retired],
+            "retired": [_encode_retired(r) for r in head.retired],
             "lineage": head.lineage,
         },
         option=orjson.OPT_INDENT_2,
@@ -231,6 +270,13 @@ def _encode_file(ref: FileRef) -> dict[str, object]:
     encoded: dict[str, object] = {"key": ref.key, "table": ref.table, "rows": ref.rows, "bytes": ref.bytes}
     if ref.policies:
         encoded["policies"] = list(ref.policies)
+    return encoded
+
+
+def _encode_retired(item: Retired) -> dict[str, object]:
+    encoded: dict[str, object] = {"key": item.key, "since_us": item.since_us}
+    if item.published:
+        encoded["published"] = True
     return encoded
 
 
@@ -252,7 +298,10 @@ def decode_head(data: bytes) -> Head:
                 FileRef(f["key"], f["table"], int(f["rows"]), int(f["bytes"]), tuple(f.get("policies", ())))
                 for f in raw.get("files", [])
             ],
-            retired=[Retired(str(r["key"]), int(r["since_us"])) for r in raw.get("retired", [])],
+            retired=[
+                Retired(str(r["key"]), int(r["since_us"]), bool(r.get("published", False)))
+                for r in raw.get("retired", [])
+            ],
             lineage=[str(token) for token in raw.get("lineage", [])],
         )
         expected = [f"{head.unit}.{index}" for index in range(len(head.children))]
@@ -306,8 +355,8 @@ INDEX_SCHEMA = pa.schema(
 )
 
 
-def encode_index(entries: Iterable[IndexEntry]) -> bytes:
-    """One index segment as zstd Parquet, sorted by key."""
+def encode_index(entries: Iterable[IndexEntry], uploads: Iterable[str] = ()) -> bytes:
+    """One index segment as zstd Parquet, sorted by key, naming the data files its commit uploads."""
     ordered = sorted(entries, key=lambda entry: (entry.key, entry.user_id or "", entry.job_id or ""))
     ranks = [entry.rank for entry in ordered]
     table = pa.Table.from_arrays(
@@ -329,7 +378,7 @@ def encode_index(entries: Iterable[IndexEntry]) -> bytes:
         schema=INDEX_SCHEMA,
     )
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(with_uploads(table, uploads), sink, compression="zstd")
     return sink.getvalue()
 
 

@@ -1,15 +1,17 @@
 """Walk the source, listing as little as possible: days pruned by the window, roots streamed in key order.
 
-Discovery lists `user_id/` -> `jobs/` -> `recipe_id/` -> `YYYYMMDD/` with a
-delimiter; the day level starts after the window's first day and stops past its
-last, so days outside the window are never listed. Outside the layout, folders
-are descended a few levels looking for date folders (`YYYYMMDD` or
+Discovery lists `user_id/` with a delimiter to find each workspace's `jobs/`
+folder, which is listed by one of the plans of `scans.py` (`ARCHIVER_LISTING`):
+by folders (`recipe_id/` -> `YYYYMMDD/`, the day level starting after the
+window's first day and stopping past its last), by one flat LIST per recipe, or
+flat as a whole, seeking past keys outside the window. Outside the layout,
+folders are descended a few levels looking for date folders (`YYYYMMDD` or
 `YYYY-MM-DD`), pruned the same way; a deeper subtree is listed whole, its keys
 sorted into roots by the date they hold.
 
 After discovery, a root's objects are streamed in key order (optionally only a
 key range of it), one page at a time, so a day of any size never has to be held
-in memory.
+in memory; keys a flat plan listed are held already and served from memory.
 """
 
 from __future__ import annotations
@@ -22,8 +24,18 @@ from collections.abc import AsyncIterator, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from archiver.engine.units import day_unit, folder_of, key_date, loose_unit
-from archiver.formats.layout import JOBS_FOLDER, format_day, parse_day
+from archiver.config import Settings
+from archiver.engine.scans import (
+    Holder,
+    JobsCut,
+    KeyBudget,
+    Listing,
+    OverBudgetError,
+    scan_flat,
+    scan_prefix,
+)
+from archiver.engine.units import day_unit, folder_of, key_date, loose_unit, root_date
+from archiver.formats.layout import JOBS_FOLDER, parse_day
 from archiver.storage.store import ListPage, ObjectInfo, ObjectStore
 
 LIST_CONCURRENCY = 16
@@ -44,6 +56,18 @@ class Window:
         return (self.since is None or day >= self.since) and (self.until is None or day <= self.until)
 
 
+@dataclass(frozen=True, slots=True)
+class ListingOptions:
+    """How workspaces' `jobs/` folders are listed, and how many listed keys a run may hold."""
+
+    choice: Listing = Listing.AUTO
+    max_keys: int = 200_000
+
+    @classmethod
+    def of(cls, settings: Settings) -> ListingOptions:
+        return cls(Listing(settings.listing), settings.listing_max_keys)
+
+
 @dataclass(slots=True)
 class SourcePlan:
     """What lies in the window: per root, the folders to list in full and single objects seen on the way.
@@ -57,6 +81,8 @@ class SourcePlan:
     mixed: list[str] = field(default_factory=list)
     mixed_roots: set[str] = field(default_factory=set)
     window: Window = field(default_factory=Window)
+    listing: dict[str, int] = field(default_factory=dict)
+    """How many workspace `jobs/` folders each plan listed (`folders`, `prefix`, `flat`)."""
 
     def roots(self) -> list[str]:
         return sorted(set(self.folders) | set(self.objects) | self.mixed_roots)
@@ -97,9 +123,11 @@ def _date_of_folder(name: str) -> dt.date | None:
 class _Discovery:
     """Builds a SourcePlan level by level."""
 
-    def __init__(self, store: ObjectStore, window: Window) -> None:
+    def __init__(self, store: ObjectStore, window: Window, options: ListingOptions) -> None:
         self.store = store
         self.window = window
+        self.options = options
+        self.budget = KeyBudget(options.max_keys)
         self.plan = SourcePlan(window=window)
 
     def add_object(self, info: ObjectInfo) -> None:
@@ -139,37 +167,83 @@ class _Discovery:
                 self.plan.mixed.append(sub)
         await bounded(calls)
 
+    def cut(self, jobs_prefix: str) -> JobsCut:
+        return JobsCut(jobs_prefix, self.window.since, self.window.until)
+
     async def list_jobs(self, jobs_prefix: str) -> None:
+        """A workspace's `jobs/` folder, by the plan the options name (`auto` is flat)."""
+        choice = self.options.choice
+        if choice is not Listing.FOLDERS:
+            cut = self.cut(jobs_prefix)
+            holder = Holder(cut, self.budget, lambda info: self.in_window(cut, info))
+            try:
+                if choice is Listing.PREFIX:
+                    await scan_prefix(self.store, holder, bounded)
+                else:
+                    await scan_flat(self.store, holder)
+            except OverBudgetError:
+                log.info("%s holds more keys than ARCHIVER_LISTING_MAX_KEYS: listed by folders", jobs_prefix)
+            else:
+                for info in holder.held:
+                    self.plan.objects[_jobs_root(cut, info.key)].append(info)
+                self._chose(Listing.PREFIX if choice is Listing.PREFIX else Listing.FLAT)
+                return
         level = await _list_level(self.store, jobs_prefix)
         for info in level.objects:
             self.add_object(info)
-        await bounded(self.list_days(recipe) for recipe in level.prefixes)
+        await bounded(self.list_days(jobs_prefix, recipe) for recipe in level.prefixes)
+        self._chose(Listing.FOLDERS)
 
-    async def list_days(self, recipe_prefix: str) -> None:
-        start_after = None
-        if self.window.since is not None:
-            # "YYYYMMDD" of the day before `since`, then a character above "/":
-            # every day folder before `since` sorts at or before it.
-            start_after = f"{recipe_prefix}{format_day(self.window.since - dt.timedelta(days=1))}0"
-        async for page in self.store.list_pages(recipe_prefix, delimiter="/", start_after=start_after):
+    def _chose(self, choice: Listing) -> None:
+        self.plan.listing[choice.value] = self.plan.listing.get(choice.value, 0) + 1
+
+    def in_window(self, cut: JobsCut, info: ObjectInfo) -> bool:
+        """Whether a key a flat plan listed (inside the cuts already) belongs to a root of the window."""
+        day = root_date(_jobs_root(cut, info.key))
+        return day is None or self.window.contains(day)
+
+    async def list_days(self, jobs_prefix: str, recipe_prefix: str) -> None:
+        """A recipe's day folders between the window's cuts (and anything else a tool put between them)."""
+        cut = self.cut(jobs_prefix)
+        async for page in self.store.list_pages(
+            recipe_prefix, delimiter="/", start_after=cut.start_after(recipe_prefix)
+        ):
+            past = False
             for info in page.objects:
-                self.add_object(info)
-            past_until = False
+                if cut.inside(info.key[len(recipe_prefix) :]):
+                    self.add_object(info)
+                else:
+                    past = True
             for sub in page.prefixes:
-                day = parse_day(sub[len(recipe_prefix) :].rstrip("/"))
+                name = sub[len(recipe_prefix) :]
+                if not cut.inside(name):
+                    past = True
+                    continue
+                day = parse_day(name[:-1])
                 if day is None:
                     self.plan.mixed.append(sub)
-                elif self.window.until is not None and day > self.window.until:
-                    past_until = True
                 elif self.window.contains(day):
                     self.plan.folders[day_unit(day)].append(sub)
-            if past_until:
-                break
+            if past:
+                break  # every later page lies past the window's last day too
 
 
-async def plan_source(store: ObjectStore, window: Window) -> SourcePlan:
+def _jobs_root(cut: JobsCut, key: str) -> str:
+    """The root of a key under a workspace's `jobs/` folder: its day folder's day, else loose by its date."""
+    parts = cut.split(key)
+    if parts is not None:
+        name, slash, _ = parts[1].partition("/")
+        day = parse_day(name) if slash else None
+        if day is not None:
+            return day_unit(day)
+    return loose_unit(key_date(key))
+
+
+async def plan_source(
+    store: ObjectStore, window: Window, options: ListingOptions | None = None
+) -> SourcePlan:
     """Discover the roots in the window and where their keys are, listing as little as possible."""
-    plan = await _Discovery(store, window).run()
+    plan = await _Discovery(store, window, options or ListingOptions()).run()
     if plan.mixed:
         # Keys of a mixed folder may carry any date: list them once to learn which roots they feed.
         async for info in _list_all(store, plan.mixed):

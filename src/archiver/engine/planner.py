@@ -19,7 +19,7 @@ import orjson
 
 from archiver.config import Settings
 from archiver.engine.context import RunContext, ledger_listings
-from archiver.engine.listing import Window, iter_root, plan_source
+from archiver.engine.listing import ListingOptions, Window, iter_root, plan_source
 from archiver.engine.parsing import Parser
 from archiver.engine.routing import RootPass
 from archiver.engine.units import shard_key
@@ -49,7 +49,7 @@ class PlannedUnit:
 
 async def plan_units(source: ObjectStore, dest: ObjectStore | None, settings: Settings) -> list[PlannedUnit]:
     window = Window(settings.since, settings.until)
-    plan = await plan_source(source, window)
+    plan = await plan_source(source, window, ListingOptions.of(settings))
     if dest is None:
         units: list[PlannedUnit] = []
         for root in plan.roots():

@@ -40,6 +40,10 @@ class RunReport:
     """The digest of the redaction policy this run wrote rows under."""
     by_store: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per store ("source", "dest"): requests by kind plus bytes_read and bytes_written."""
+    publish: dict[str, object] | None = None
+    """The publish that ended the run (`PublishReport.as_dict`), when the archive has Iceberg tables."""
+    listing: dict[str, int] = field(default_factory=dict)
+    """How many workspace `jobs/` folders each listing plan listed (`flat`, `prefix`, `folders`)."""
     days: list[str] = field(default_factory=list)
     """The roots the run went through (not in the JSON report: the watermark is computed from it)."""
 
@@ -106,8 +110,9 @@ class RunReport:
             "window": dict(self.window),
             "policy": self.policy,
             "by_store": {role: dict(use) for role, use in self.by_store.items()},
+            "listing": dict(self.listing),
             "failures": self.failures[:MAX_LISTED],
-        }
+        } | ({"publish": self.publish} if self.publish is not None else {})
 
 
 def _add_counts(total: dict[str, int], more: Mapping[str, int]) -> None:

@@ -289,7 +289,8 @@ class RootPass:
         digest = ledger.listing_fingerprint((info.key, info.etag) for info in objects)
         head = tree.state(unit).head
         settled = ledger.settled_key(unit, digest) in self.ctx.ledgers.of(unit)
-        if settled and not head.retired and not tree.missing & head.file_keys():
+        waiting = bool(head.retired) and not self.ctx.published_tables  # retired files this run deletes
+        if settled and not waiting and not tree.missing & head.file_keys():
             self.ctx.report.objects_skipped += len(objects)
             return None
         return Batch(tree, unit, objects, digest)
@@ -329,7 +330,8 @@ class RootPass:
         return [] if self.tree is None else self.tree.leaves(self.scope)
 
     def units_with_retired(self) -> list[Head]:
-        if self.tree is None:
+        """Units whose retired files a later run must delete (none when the publisher owns them)."""
+        if self.tree is None or self.ctx.published_tables:
             return []
         return [state.head for state in self.tree.states.values() if state.head.retired]
 

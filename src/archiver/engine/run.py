@@ -23,9 +23,10 @@ from archiver.config import Settings
 from archiver.engine import ledger
 from archiver.engine.activity_check import ActivityCheck
 from archiver.engine.context import ProgressHook, RunContext, ledger_listings
-from archiver.engine.listing import SourcePlan, Window, plan_source
+from archiver.engine.listing import ListingOptions, SourcePlan, Window, plan_source
 from archiver.engine.parsing import Parser
 from archiver.engine.policies import current_policy
+from archiver.engine.publish.mode import tables_published
 from archiver.engine.report import RunReport
 from archiver.engine.routing import Batch, RootPass, load_tree
 from archiver.engine.units import UnitScope, folder_of, root_of, root_of_key, unit_day
@@ -93,12 +94,14 @@ class Run:
     async def run(self) -> RunReport:
         started = time.perf_counter()
         try:
+            await self._ownership()
             window = await self.watermark.window(self.ctx.settings)
             self.report.window = {
                 "since": window.since.isoformat() if window.since else None,
                 "until": window.until.isoformat() if window.until else None,
             }
-            plan = await plan_source(self.ctx.source, window)
+            plan = await plan_source(self.ctx.source, window, ListingOptions.of(self.ctx.settings))
+            self.report.listing = dict(plan.listing)
             await self._read_ledgers(window)
             roots = [root for root in plan.roots() if self.scope.accepts_root(root)]
             self.report.days = roots
@@ -122,11 +125,15 @@ class Run:
             self._finish_counts(started)
         return self.report
 
-    async def run_keys(self, keys: list[str]) -> RunReport:
-        """Archive named source keys: HEAD each, route it through its root's unit tree; no source LIST."""
+    async def run_keys(self, keys: list[str], described: list[ObjectInfo] | None = None) -> RunReport:
+        """Archive named source keys through their roots' unit trees; no source LIST.
+
+        `keys` are HEADed first; `described` objects (size and ETag from their event) are not.
+        """
         started = time.perf_counter()
         try:
-            infos = await self._inspect(keys)
+            await self._ownership()
+            infos = await self._inspect(keys, described or [])
             by_root: dict[str, list[ObjectInfo]] = {}
             for info in infos:
                 by_root.setdefault(root_of_key(info.key), []).append(info)
@@ -138,10 +145,17 @@ class Run:
             self._finish_counts(started)
         return self.report
 
-    async def _inspect(self, keys: list[str]) -> list[ObjectInfo]:
-        """The keys' current size and ETag; gone or non-JSON keys are skipped."""
+    async def _ownership(self) -> None:
+        """Who deletes superseded files: this run, or the Iceberg publisher (the archive has tables)."""
+        published = await tables_published(self.ctx.dest, self.ctx.settings)
+        self.ctx.published_tables = self.ctx.activity.published_tables = published
+
+    async def _inspect(self, keys: list[str], described: list[ObjectInfo]) -> list[ObjectInfo]:
+        """Size and ETag of each object (HEAD for keys no event described); gone or non-JSON keys skipped."""
         gate = asyncio.Semaphore(max(1, self.ctx.settings.concurrency))
-        self.report.objects_listed += len(keys)
+        told = {info.key: info for info in described if is_json_key(info.key)}
+        asked = [key for key in dict.fromkeys(keys) if key not in told]
+        self.report.objects_listed += len(keys) + len(described)
 
         async def inspect(key: str) -> ObjectInfo | None:
             if not is_json_key(key):
@@ -149,10 +163,10 @@ class Run:
             async with gate:
                 return await self.ctx.source.head(key)
 
-        found = await asyncio.gather(*(inspect(key) for key in dict.fromkeys(keys)))
-        infos = sorted((info for info in found if info is not None), key=lambda info: info.key)
-        self.report.objects_skipped += len(keys) - len(infos)
-        return infos
+        found = await asyncio.gather(*(inspect(key) for key in asked))
+        infos = [*told.values(), *(info for info in found if info is not None)]
+        self.report.objects_skipped += len(keys) + len(described) - len(infos)
+        return sorted(infos, key=lambda info: info.key)
 
     async def _archive_keys(self, root: str, infos: list[ObjectInfo]) -> None:
         try:
@@ -165,7 +179,7 @@ class Run:
         for info in infos:
             by_unit.setdefault(tree.route(folder_of(info.key)), []).append(info)
         work = _RootWork(RootPass(self.ctx, SourcePlan(), root), listed=True)
-        worker = UnitWorker(self.ctx)
+        worker = UnitWorker(self.ctx, confirm_changed=True)
         for unit in sorted(by_unit):
             work.pending += 1
             await self._archive_batch(worker, work, Batch(tree, unit, by_unit[unit]))
@@ -256,7 +270,8 @@ class Run:
 
     async def _settle(self, batch: Batch) -> None:
         """Remember that the unit holds every object of this batch, so an unchanged batch skips its index."""
-        if batch.digest is None or batch.tree.state(batch.unit).head.retired:
+        retired = batch.tree.state(batch.unit).head.retired and not self.ctx.published_tables
+        if batch.digest is None or retired:
             return
         marker = ledger.settled_key(batch.unit, batch.digest)
         known = self.ctx.ledgers.of(batch.unit)

@@ -16,7 +16,7 @@ from archiver.engine.compaction import Rewriter, rewrite
 from archiver.engine.context import RunContext
 from archiver.engine.generation import GenerationBuilder
 from archiver.engine.index import UnitIndex, merged_entries, segments_to_merge
-from archiver.engine.ledger import FileRef, Head, IndexEntry, Retired, SegmentRef
+from archiver.engine.ledger import FileRef, Head, IndexEntry, Retired, SegmentRef, split_retired
 from archiver.engine.policies import current_policy
 from archiver.engine.tree import UnitState
 from archiver.engine.writer import Compression, UnitWriter
@@ -73,9 +73,12 @@ async def stage_generation(
     segment_key = ledger.segment_key(head.unit, generation_number, token)
     segments, dropped, body_entries = _segments(index, head.segments, segment_key, entries)
     kept = [ref for ref in head.files if ref.key not in rewritten.mapping]
-    retired = head.retired + [Retired(key, ctx.now_us) for key in rewritten.replaced]
-    grace_us = settings.retire_grace_seconds * 1_000_000
-    expired = [item for item in retired if ctx.now_us - item.since_us >= grace_us]
+    retired, expired = split_retired(
+        head.retired + [Retired(key, ctx.now_us) for key in rewritten.replaced],
+        ctx.now_us,
+        settings.retire_grace_seconds * 1_000_000,
+        published_tables=ctx.published_tables,
+    )
     new_head = Head(
         unit=head.unit,
         generation=generation_number,
@@ -87,7 +90,7 @@ async def stage_generation(
             kept + [FileRef(f.key, f.table, f.rows, f.bytes, f.policies) for f in rewritten.uploads],
             key=_by_key,
         ),
-        retired=[item for item in retired if item not in expired],
+        retired=retired,
         lineage=[*head.lineage, token][-ledger.LINEAGE :],
     )
     return Generation(
@@ -96,7 +99,8 @@ async def stage_generation(
         token=token,
         uploads=rewritten.uploads,
         segment_key=segment_key,
-        segment_body=ledger.encode_index(body_entries),
+        segment_body=ledger.encode_index(body_entries, [written.key for written in rewritten.uploads]),
+        segment_lists_uploads=True,
         dropped_segments=dropped,
         expired=[item.key for item in expired],
         discarded=sorted((missing or set()) & head.file_keys()),
@@ -107,11 +111,11 @@ def expiry_generation(ctx: RunContext, state: UnitState, token: str) -> Generati
     """A generation that only deletes retired files past their grace period; None if none are due.
 
     Retired files otherwise go with a unit's next commit of new objects, which a unit
-    may never get.
+    may never get. With Iceberg tables none are ever due here: the publisher deletes them.
     """
     head = state.head
     grace_us = ctx.settings.retire_grace_seconds * 1_000_000
-    expired = [item for item in head.retired if ctx.now_us - item.since_us >= grace_us]
+    kept, expired = split_retired(head.retired, ctx.now_us, grace_us, published_tables=ctx.published_tables)
     if state.etag is None or not expired:
         return None
     new_head = replace(
@@ -120,7 +124,7 @@ def expiry_generation(ctx: RunContext, state: UnitState, token: str) -> Generati
         children=list(head.children),
         segments=list(head.segments),
         files=list(head.files),
-        retired=[item for item in head.retired if item not in expired],
+        retired=kept,
         lineage=[*head.lineage, token][-ledger.LINEAGE :],
     )
     return Generation(

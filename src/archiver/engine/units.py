@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 
 from archiver.config import Settings
 from archiver.errors import ConfigError
-from archiver.formats.layout import JOBS_FOLDER, job_folder, parse_day, parse_key
+from archiver.formats.layout import EMBEDDED_GROUPS, JOBS_FOLDER, parse_day, parse_key
 
 DAY_ROOT = "day="
 LOOSE_ROOT = "loose="
@@ -117,10 +117,40 @@ def root_of_key(key: str) -> str:
 
 
 def folder_of(key: str) -> str:
-    """What stays together in one unit: a job's folder in the layout (all its versions), else the key."""
-    if parse_key(key) is not None:
-        return job_folder(key) + "/"
+    """What stays together in one unit: a job's folder with everything under it, else the key itself.
+
+    Routing compares these with split points, so the function agrees with key order
+    for every key a LIST can return: each folder is a prefix of its keys, no folder is
+    a prefix of another, and every key under a folder gets that folder (files a tool
+    left deeper in a job's folder included). A unit's keys are then one contiguous
+    range. Under a day folder, `JOB/` is the folder of a standard job; seven 3-digit
+    folders are an embedded job's. A job folder named by 3 digits could also be the
+    first of an embedded job's seven, so there a standard job's folder is its files'
+    common name stem (`JOB/USER-RECIPE-JOB-`): its versions still meet, and embedded
+    jobs under the same name still split apart.
+    """
+    parts = key.split("/")
+    if (
+        len(parts) < 6
+        or parts[1] != JOBS_FOLDER
+        or not (parts[0] and parts[2] and parts[4])
+        or parse_day(parts[3]) is None
+    ):
+        return key
+    if not _is_group(parts[4]):
+        return "/".join(parts[:5]) + "/"
+    embedded = 4 + EMBEDDED_GROUPS
+    if len(parts) > embedded and all(map(_is_group, parts[5:embedded])):
+        return "/".join(parts[:embedded]) + "/"
+    stem = f"{parts[0]}-{parts[2]}-{parts[4]}-"
+    if parts[5].startswith(stem):
+        return "/".join(parts[:5]) + "/" + stem
     return key
+
+
+def _is_group(folder: str) -> bool:
+    """One of the 3-digit folders an embedded job id is split into."""
+    return len(folder) == 3 and folder.isascii() and folder.isdigit()
 
 
 def shard_key(unit: str) -> int:

@@ -28,7 +28,7 @@ from archiver.engine import ledger
 from archiver.engine.activity import ACTIVITY_ROOT
 from archiver.engine.index import UnitIndex, moved_heads, read_head, read_unit_index
 from archiver.engine.ledger import Head, IndexEntry, Outcome, absent_or_damaged
-from archiver.engine.listing import SourcePlan, Window, iter_root, plan_source
+from archiver.engine.listing import ListingOptions, SourcePlan, Window, iter_root, plan_source
 from archiver.engine.routing import FILE_CHECK_ATTEMPTS, load_tree
 from archiver.engine.tree import UnitState, UnitTree
 from archiver.engine.units import folder_of, root_date
@@ -131,12 +131,16 @@ class _Indexes:
 
 
 async def verify(
-    source: ObjectStore, dest: ObjectStore, since: dt.date | None = None, until: dt.date | None = None
+    source: ObjectStore,
+    dest: ObjectStore,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    listing: ListingOptions | None = None,
 ) -> VerifyReport:
-    """Check the window [since, until] of `source` against the archive in `dest`."""
+    """Check the window [since, until] of `source` against the archive in `dest`, listed as `listing` says."""
     window = {"since": since.isoformat() if since else None, "until": until.isoformat() if until else None}
     report = VerifyReport(window=window)
-    plan = await plan_source(source, Window(since, until))
+    plan = await plan_source(source, Window(since, until), listing)
     states: dict[str, UnitState] = {}
     for root in plan.roots():
         report.units += 1

@@ -58,11 +58,28 @@ class Fetched:
     dropped_changed: set[str] = field(default_factory=set)
 
 
-class UnitWorker:
-    """Archives objects into units of one run."""
+async def confirmed(ctx: RunContext, index: UnitIndex, objects: list[ObjectInfo]) -> list[ObjectInfo]:
+    """Objects whose ETags came from events, not a listing: those the index holds under another
+    ETag, as the source has them now (an event may be stale: a retried message about a version
+    since replaced), gone ones skipped. New keys, the common case, need no HEAD."""
+    current: list[ObjectInfo] = []
+    for info in objects:
+        known = index.etag(info.key)
+        if known is None or known == info.etag:
+            current.append(info)
+        elif (found := await ctx.source.head(info.key)) is not None:
+            current.append(found)
+        else:
+            ctx.report.objects_skipped += 1
+    return current
 
-    def __init__(self, ctx: RunContext) -> None:
+
+class UnitWorker:
+    """Archives objects into units of one run (with `confirm_changed`, objects named by events)."""
+
+    def __init__(self, ctx: RunContext, *, confirm_changed: bool = False) -> None:
         self.ctx = ctx
+        self.confirm_changed = confirm_changed
 
     async def archive(self, tree: UnitTree, unit: str, objects: list[ObjectInfo]) -> UnitResult:
         """Archive `objects` into `unit` (or, if it is sealed, into it and its children)."""
@@ -79,8 +96,10 @@ class UnitWorker:
                 state = tree.states[unit] = UnitState(head, etag)
             if state.head.sealed:
                 objects = await self._hand_down(tree, state.head, index, objects, result)
+            if self.confirm_changed:
+                objects = await confirmed(self.ctx, index, objects)
             missing = tree.missing & state.head.file_keys()
-            rebuild = await self._repairable(index, objects, missing, result) if missing else set()
+            rebuild = await repairable_keys(self.ctx, index, objects, missing, result) if missing else set()
             new = [info for info in objects if index.etag(info.key) != info.etag or info.key in rebuild]
             self.ctx.report.objects_skipped += len(objects) - len(new)
             if not new and not missing:
@@ -104,30 +123,6 @@ class UnitWorker:
                 return result
             conflicts = await self._retry(tree, unit, conflicts, "a rival committed first")
             objects = new
-
-    async def _repairable(
-        self, index: UnitIndex, objects: list[ObjectInfo], missing: set[str], result: UnitResult
-    ) -> set[str]:
-        """Source keys whose rows were in a deleted data file and can be read again; the others are lost."""
-        affected = {key for key, entries in index.by_key.items() for e in entries if missing & set(e.files)}
-        listed = {info.key: info for info in objects}
-        for key in sorted(affected - set(listed)):
-            info = await self.ctx.source.head(key)
-            if info is not None:
-                objects.append(info)
-                listed[key] = info
-            else:
-                failure = {
-                    "key": key,
-                    "error": "its archived rows were in a deleted or damaged data file "
-                    "and the source object is gone",
-                    "kind": "UnrepairableError",
-                }
-                result.failures.append(failure)
-                result.complete = False
-        self.ctx.report.missing_files.extend(sorted(missing))
-        log.info("repairing %d objects whose rows were in %d deleted files", len(affected), len(missing))
-        return affected & set(listed)
 
     async def _collect_retired(self, tree: UnitTree, state: UnitState) -> None:
         """Nothing new to commit: retired files past their grace period go with a head-only commit."""
@@ -332,7 +327,8 @@ class UnitWorker:
             await committer.discard(generation, head)
             return False
         await committer.finish(generation)
-        self.ctx.ledgers.forget(generation.head.unit, [generation.intent_key])
+        # What this commit wrote and deleted is no leftover for the sweep below.
+        self.ctx.ledgers.forget(generation.head.unit, [generation.intent_key, *generation.dropped_segments])
         tree.states[generation.head.unit] = UnitState(head or generation.head, etag)
         self._count(generation)
         # Leftovers of crashed or outraced attempts at this generation or older can go now.
@@ -355,3 +351,28 @@ class UnitWorker:
             return
         handled = await self.ctx.committer.remove_leftovers(head, keys)
         self.ctx.ledgers.forget(head.unit, handled)
+
+
+async def repairable_keys(
+    ctx: RunContext, index: UnitIndex, objects: list[ObjectInfo], missing: set[str], result: UnitResult
+) -> set[str]:
+    """Source keys whose rows were in a deleted data file and can be read again; the others are lost."""
+    affected = {key for key, entries in index.by_key.items() for e in entries if missing & set(e.files)}
+    listed = {info.key: info for info in objects}
+    for key in sorted(affected - set(listed)):
+        info = await ctx.source.head(key)
+        if info is not None:
+            objects.append(info)
+            listed[key] = info
+        else:
+            failure = {
+                "key": key,
+                "error": "its archived rows were in a deleted or damaged data file "
+                "and the source object is gone",
+                "kind": "UnrepairableError",
+            }
+            result.failures.append(failure)
+            result.complete = False
+    ctx.report.missing_files.extend(sorted(missing))
+    log.info("repairing %d objects whose rows were in %d deleted files", len(affected), len(missing))
+    return affected & set(listed)

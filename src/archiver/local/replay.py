@@ -2,7 +2,8 @@
 
 The folder is uploaded to a bucket on an embedded moto server, `compact` runs
 against it over HTTP exactly as it would against AWS, and the archive bucket is
-copied into a local folder.
+copied into a local folder, whose Iceberg tables are then built from its ledger
+(local paths, the folder's own SQLite catalog).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from archiver.config import Settings
@@ -68,8 +70,13 @@ async def _archive_and_download(endpoint: str, out_dir: Path, settings: Settings
     )
     try:
         report = await api.compact(source, dest, settings)
-        copied = await copy_store(dest, LocalStore(out_dir))
+        local = LocalStore(out_dir)
+        copied = await copy_store(dest, local)
         logger.info("copied %d archive objects from s3://%s/ to %s", copied, ARCHIVE_BUCKET, out_dir)
+        # OUTDIR is a local archive: its tables, in its own catalog with local paths, from its ledger.
+        published = await api.publish_store(local, replace(settings, catalog=None), rebuild=True)
+        report.publish = published.as_dict()
+        report.failures.extend(published.failures)
         return report
     finally:
         await source.close()

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from archiver.aws.handlers import sqs_handler
-from archiver.aws.runtime import close_runtime
+from archiver.aws.runtime import close_runtime, current_runtime
+from archiver.aws.sqs_batch import handle_batch
 from tests.functional.aws.archive import assert_same_archive, download_tree, read_rows, s3_client
-from tests.functional.aws.batches import batch, failed_ids, record_for
+from tests.functional.aws.batches import batch, described_objects, failed_ids, record_for
 from tests.functional.aws.conftest import DEST_PREFIX, SOURCE_PREFIX, Deployed
 from tests.functional.aws.lambda_context import LambdaContext
 from tests.functional.faults import INTERNAL, SLOWDOWN, FaultProxy, Request
@@ -105,6 +106,29 @@ def test_duplicates_gone_objects_and_foreign_keys_are_acknowledged(
     second = invoke_in_process(event)
     # THEN nothing failed, and the archive is what one compact makes
     assert failed_ids(first) == failed_ids(second) == set()
+    assert_same_archive(archive_of(deployed, tmp_path / "got"), clean_archive)
+
+
+def test_a_batch_costs_one_source_get_per_object_and_no_head(
+    deployed: Deployed, clean_archive: Path, tmp_path: Path
+) -> None:
+    # GIVEN every object announced with the size and ETag S3 puts in its creation event
+    client: Any = s3_client(deployed.endpoint)
+    described = described_objects(client, deployed.source_bucket, SOURCE_PREFIX)
+    event = batch(deployed.source_bucket, SOURCE_PREFIX, list(deployed.keys), described=described)
+    json_keys = [key for key in deployed.keys if key.endswith(".json")]
+    # WHEN the batch is handled, and then delivered again
+    first = handle_batch(event, LambdaContext(), current_runtime())
+    again = handle_batch(event, LambdaContext(), current_runtime())
+    # THEN the source saw one GET per JSON object and no HEAD; the redelivery reads nothing of it
+    assert first.outcome is not None and first.outcome.report is not None
+    assert again.outcome is not None and again.outcome.report is not None
+    source = first.outcome.report.by_store["source"]
+    assert (source["head"], source["get"], source["list"]) == (0, len(json_keys), 0)
+    repeat = again.outcome.report.by_store["source"]
+    assert (repeat["head"], repeat["get"], repeat["list"]) == (0, 0, 0)
+    assert failed_ids(dict(first.response)) == failed_ids(dict(again.response)) == set()
+    # AND the archive is what one compact makes
     assert_same_archive(archive_of(deployed, tmp_path / "got"), clean_archive)
 
 

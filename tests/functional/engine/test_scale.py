@@ -188,9 +188,9 @@ NEW = 5
 COMMIT_BYTES_BOUND = 256 * 1024
 """What committing 5 jobs may write, whatever the day holds. Per unit the commit touches: one small jobs
 file and one job_lines file (Parquet of a handful of rows: about 10 KB each, mostly footer and column
-headers), one index segment of at most 5 entries (a few KB), an intent record and a new head (a few KB:
-the head lists the unit's files and segments, which tiered merges keep few). Under 50 KB a unit, and 5
-objects touch at most 5 units."""
+headers), one index segment of at most 5 entries (a few KB; it names the uploads, so no intent record
+is needed) and a new head (a few KB: the head lists the unit's files and segments, which tiered merges
+keep few). Under 50 KB a unit, and 5 objects touch at most 5 units."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from archiver.aws.notifications import WatchedPrefix
 from archiver.aws.sqs_batch import read_batch
 from tests.unit.aws.events import BUCKET, FAILED_KEY, JOB_KEY, PREFIX, SPECIAL_KEY, load_event
@@ -38,3 +40,24 @@ def test_non_json_keys_are_acknowledged_and_unknown_bodies_named() -> None:
     assert plan.keys == {records[2]["messageId"]: (JOB_KEY.rsplit("/", 1)[-1],)}
     txt = read_batch(records[2:], WatchedPrefix(BUCKET, "")).keys
     assert list(txt.values()) == [(PREFIX + JOB_KEY,)]
+
+
+def test_creation_events_describe_their_objects_and_disagreeing_ones_are_left_to_a_head() -> None:
+    # GIVEN the S3, SNS and EventBridge shapes of a creation event, each with size and ETag
+    records = [
+        *load_event("sqs_s3_notifications.json")["Records"],
+        *load_event("sqs_sns_notifications.json")["Records"],
+        *load_event("sqs_eventbridge_object_created.json")["Records"],
+    ]
+    # WHEN the batch is read
+    plan = read_batch(records, WATCHED)
+    # THEN every key is described by its events' size and quote-less ETag, and none needs a HEAD
+    described = {info.key: (info.size, info.etag) for info in plan.objects()}
+    assert described == dict.fromkeys(plan.all_keys(), (1024, "0123456789abcdef0123456789abcdef"))
+    assert plan.undescribed_keys() == []
+    # AND a key announced twice with different ETags (two versions in one batch) is left to a HEAD
+    body = json.loads(records[0]["body"])
+    body["Records"][0]["s3"]["object"]["eTag"] = "fedcba9876543210fedcba9876543210"
+    newer = {**records[0], "messageId": "newer", "body": json.dumps(body)}
+    twice = read_batch([records[0], newer], WATCHED)
+    assert twice.undescribed_keys() == [JOB_KEY] and twice.objects() == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -17,6 +18,7 @@ from archiver.aws.deployment import deployment_from_env
 from archiver.aws.schedule import scheduled_time
 from archiver.aws.tasks import parse_task
 from archiver.formats.schema import PARTITIONED_TABLES, TABLES
+from tests.functional.aws.batches import record_for
 from tests.unit.aws.events import load_event
 from tests.unit.aws.template import (
     all_states,
@@ -26,6 +28,7 @@ from tests.unit.aws.template import (
     render,
     resolve,
 )
+from tests.unit.aws.test_metrics import emitted
 
 GLUE_TYPES = {
     pa.string(): "string",
@@ -136,12 +139,33 @@ def test_the_queue_outlasts_six_function_timeouts_and_redrives_to_a_longer_lived
     resources = load_template()["Resources"]
     queue, dlq = resources["ObjectsQueue"]["Properties"], resources["ObjectsDeadLetterQueue"]["Properties"]
     function = resources["ObjectsFunction"]["Properties"]
-    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
+    event = function["Events"]["Objects"]["Properties"]
+    window = parameters()[event["MaximumBatchingWindowInSeconds"]["Ref"]]["MaxValue"]
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"] + window
     assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
     assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
-    event = function["Events"]["Objects"]["Properties"]
     assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert event["ScalingConfig"]["MaximumConcurrency"] == function["ReservedConcurrentExecutions"]
+
+
+def parameters() -> dict[str, Any]:
+    return dict(load_template()["Parameters"])
+
+
+def test_the_largest_batch_of_the_largest_notifications_fits_lambdas_payload() -> None:
+    # GIVEN the largest batch the template allows, every message of the largest shape: an S3
+    # notification wrapped in SNS, for a 1,024-byte key whose every character is URL-encoded
+    event = load_template()["Resources"]["ObjectsFunction"]["Properties"]["Events"]["Objects"]["Properties"]
+    size = parameters()[event["BatchSize"]["Ref"]]
+    record = record_for("sns", "b" * 63, "+" * 1024, (5 * 2**30, "0" * 32 + "-10000"))
+    assert "%2B" * 1024 in json.loads(record["body"])["Message"]
+    # WHEN Lambda hands over a batch of them
+    payload = len(json.dumps({"Records": [record] * size["MaxValue"]}))
+    # THEN it stays under Lambda's 6 MB invocation payload; the default batch is a large one
+    assert payload < 6 * 2**20
+    assert size["Default"] >= 1000 and event["MaximumBatchingWindowInSeconds"] == {
+        "Ref": "QueueBatchingWindowSeconds"
+    }
 
 
 # --- the functions ---------------------------------------------------------------------
@@ -316,3 +340,35 @@ def test_the_activity_puller_exists_only_with_a_secret_and_may_read_only_it_and_
     assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "ActivityFunction"}}]
     log_group = resources["ActivityLogGroup"]["Properties"]
     assert log_group == resources["NightlyLogGroup"]["Properties"]
+
+
+def test_the_dashboard_charts_only_metrics_the_handlers_emit() -> None:
+    # GIVEN the dashboard's body, its substitutions filled in as CloudFormation would
+    dashboard = load_template()["Resources"]["ArchiverDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    body, names = dashboard
+    filled = body
+    for name in [*names, "AWS::Region"]:
+        filled = filled.replace("${" + name + "}", "x")
+    # WHEN it is read as JSON
+    widgets = json.loads(filled)["widgets"]
+    # THEN every metric of the Archiver namespace it charts is one a handler emits
+    archiver_metrics = {name for namespace, name in charted_metrics(widgets) if namespace == "Archiver"}
+    kinds = ("list", "get", "put", "delete", "head")
+    by_store = {role: dict.fromkeys(kinds, 0) for role in ("source", "dest")}
+    full_report = {name: 0 for name in ("objects_archived", "objects_quarantined", "objects_failed")}
+    emitted_by_reports = set(emitted({**full_report, "by_store": by_store}))
+    source = Path(handlers.__file__).read_text()
+    assert {"ObjectsArchived", "SourceGetRequests", "ArchivePutRequests"} <= archiver_metrics
+    assert all(name in emitted_by_reports or f'"{name}"' in source for name in archiver_metrics)
+
+
+def charted_metrics(widgets: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(namespace, metric) of every metric row; "." repeats the row above's value, as CloudWatch reads it."""
+    found: set[tuple[str, str]] = set()
+    for widget in widgets:
+        namespace = ""
+        for row in widget["properties"]["metrics"]:
+            if isinstance(row[0], str):
+                namespace = namespace if row[0] == "." else row[0]
+                found.add((namespace, row[1]))
+    return found

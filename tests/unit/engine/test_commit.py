@@ -270,3 +270,62 @@ def test_leftovers_are_swept_only_up_to_the_heads_generation(tmp_path: Path) -> 
         assert committer.files_deleted == 2  # the dead data file and s-x, not ledger objects
 
     asyncio.run(scenario())
+
+
+def listed_attempt(tmp_path: Path, base: Head, base_etag: str | None, token: str) -> Generation:
+    """An attempt whose segment names its uploads, as staging makes them (nothing to delete after)."""
+    gen = attempt(tmp_path, base, base_etag, token)
+    gen.segment_body = ledger.encode_index([], [written.key for written in gen.uploads])
+    gen.segment_lists_uploads = True
+    return gen
+
+
+def test_a_segment_naming_its_uploads_goes_first_and_no_intent_is_written(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        # GIVEN an attempt whose segment names its data file, with nothing to delete after a win
+        store = MemoryStore()
+        base, etag = seeded(store)
+        gen = listed_attempt(tmp_path, base, etag, "aaaa")
+        order: list[str] = []
+
+        async def record(key: str) -> None:
+            order.append(key)
+
+        store.before_put = record
+        # WHEN it uploads, publishes and finishes
+        committer = Committer(store)
+        await committer.upload(gen)
+        won, _, _ = await committer.publish(gen)
+        deletes_before = store.counts.delete
+        await committer.finish(gen)
+        # THEN the segment went first (it says what a crash leaves), then the data file, then the head
+        assert won and order == [gen.segment_key, data_key(2, "aaaa"), HEAD]
+        assert ledger.segment_uploads(store.body(gen.segment_key or "")) == [data_key(2, "aaaa")]
+        # AND no intent was written, so none is deleted: the commit made no DELETE at all
+        assert gen.intent_key not in store.objects and store.counts.delete == deletes_before
+
+    asyncio.run(scenario())
+
+
+def test_the_segment_of_a_crashed_attempt_names_what_the_sweep_removes(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        # GIVEN an attempt at generation 2 that crashed after its uploads, before its head
+        store = MemoryStore()
+        base, etag = seeded(store)
+        crashed = listed_attempt(tmp_path, base, etag, "dead")
+        await Committer(store).upload(crashed)
+        # ... and a later attempt from the same head that won
+        winner = listed_attempt(tmp_path, base, etag, "live")
+        committer = Committer(store)
+        await committer.upload(winner)
+        assert (await committer.publish(winner))[0]
+        # WHEN the winner's head sweeps the ledger's leftovers
+        ledger_keys = store.keys(ledger.unit_prefix(UNIT))
+        handled = await committer.remove_leftovers(winner.head, ledger_keys)
+        # THEN the crashed attempt's segment and the data file it named are gone, nothing live is
+        assert crashed.segment_key in handled
+        assert not {crashed.segment_key, data_key(2, "dead")} & set(store.objects)
+        assert {*winner.head.file_keys(), *winner.head.ledger_keys(), HEAD} <= set(store.objects)
+        assert committer.files_deleted == 1
+
+    asyncio.run(scenario())

@@ -85,7 +85,10 @@ def test_unit_index_keys_jobs_by_workspace_and_job_id() -> None:
     # AND the index answers by key
     assert len(index) == 3 and mine in index and "nope.json" not in index
     assert index.etag(theirs) == '"t"' and index.etag("nope.json") is None and index.get("nope.json") == []
-    assert index.folders() == {"5234/jobs/77/20240820/100/", "6000/jobs/77/20240820/100/"}
+    assert index.folders() == {
+        "5234/jobs/77/20240820/100/5234-77-100-",
+        "6000/jobs/77/20240820/100/6000-77-100-",
+    }
 
 
 def test_read_head_and_index_from_the_store() -> None:

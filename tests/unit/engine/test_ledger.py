@@ -18,6 +18,9 @@ from archiver.engine.ledger import (
     Retired,
     SegmentRef,
     absent_or_damaged,
+    decode_head,
+    encode_head,
+    split_retired,
 )
 from archiver.engine.units import UNDATED, day_unit, unit_day
 from archiver.engine.versions import rank_of
@@ -135,3 +138,24 @@ def test_files_a_listing_lacks_are_missing_and_files_of_another_size_are_damaged
     # THEN the gone one is missing, the shorter one damaged, the other fine
     assert missing == {"jobs/date=2024-08-20/a.parquet"}
     assert damaged == {"jobs/date=2024-08-20/b.parquet"}
+
+
+def test_a_retired_files_published_mark_survives_the_head_and_old_heads_read_unmarked() -> None:
+    # GIVEN a head with one retired file marked published and one not
+    marked, unmarked = Retired("jobs/a.parquet", 1, published=True), Retired("jobs/b.parquet", 2)
+    head = Head("day=2024-08-20", retired=[marked, unmarked])
+    # WHEN it is encoded and decoded
+    decoded = decode_head(encode_head(head))
+    # THEN the marks are kept, and an unmarked entry is written as before the mark existed
+    assert decoded.retired == head.retired
+    assert b'"published"' in encode_head(head) and encode_head(head).count(b'"published"') == 1
+
+
+@pytest.mark.parametrize("published_tables", [False, True])
+def test_retired_files_are_due_after_the_grace_only_without_tables(published_tables: bool) -> None:
+    # GIVEN one retired file past a 10-second grace and one inside it
+    old, new = Retired("jobs/old.parquet", 0), Retired("jobs/new.parquet", 95_000_000)
+    # WHEN they are split at 100 s
+    kept, due = split_retired([old, new], 100_000_000, 10_000_000, published_tables=published_tables)
+    # THEN without tables the old one is due; with tables none is (the publisher deletes them)
+    assert (kept, due) == (([old, new], []) if published_tables else ([new], [old]))

@@ -9,7 +9,7 @@ from archiver.config import Settings
 from archiver.engine import ledger
 from archiver.engine.api import compact, compact_keys
 from archiver.engine.units import UnitScope
-from archiver.storage.store import RequestCounts
+from archiver.storage.store import Fetched, RequestCounts
 from tests.unit.engine.jobs import job_body, job_key
 from tests.unit.engine.memory_store import MemoryStore
 
@@ -108,6 +108,45 @@ def test_compact_keys_archives_named_keys_and_skips_gone_and_foreign_ones() -> N
     asyncio.run(scenario())
 
 
+def test_compact_keys_reads_objects_their_events_described_with_a_get_alone() -> None:
+    async def scenario() -> None:
+        # GIVEN three objects announced by events that carried their size and ETag, one since deleted
+        source, dest = MemoryStore(), MemoryStore()
+        infos = [source.add(job_key(job, day=D20), job_body(job)) for job in ("100", "101", "102")]
+        del source.objects[infos[2].key]
+        # WHEN the events' objects are archived
+        report = await compact_keys(source, dest, SETTINGS, [], described=infos, clock=clock)
+        # THEN no source HEAD was made: one GET each, the deleted one's 404 counted as skipped
+        assert report.by_store["source"]["head"] == 0 and report.by_store["source"]["get"] == 3
+        assert (report.objects_archived, report.objects_skipped, report.failures) == (2, 1, [])
+        # AND a listing run finds both archived under their ETags
+        full = await compact(source, dest, SETTINGS, clock=clock)
+        assert (full.objects_archived, full.objects_skipped) == (0, 2)
+
+    asyncio.run(scenario())
+
+
+def test_a_stale_event_about_a_replaced_version_changes_nothing() -> None:
+    async def scenario() -> None:
+        # GIVEN an object archived, then replaced by a new version that is archived too
+        source, dest = MemoryStore(), MemoryStore()
+        key = job_key("100", day=D20)
+        stale = source.add(key, job_body("100", status="running"))
+        await compact_keys(source, dest, SETTINGS, [], described=[stale], clock=clock)
+        current = source.add(key, job_body("100"))
+        await compact_keys(source, dest, SETTINGS, [], described=[current], clock=clock)
+        files = sorted(dest.keys("jobs/"))
+        # WHEN the first version's event is delivered again (an SQS retry, out of order)
+        source.counts, dest.counts = RequestCounts(), RequestCounts()
+        again = await compact_keys(source, dest, SETTINGS, [], described=[stale], clock=clock)
+        # THEN one HEAD finds the archived version current: no GET, nothing written
+        assert again.by_store["source"]["head"] == 1 and again.by_store["source"]["get"] == 0
+        assert again.requests["put"] == 0 and again.objects_skipped == 1
+        assert sorted(dest.keys("jobs/")) == files
+
+    asyncio.run(scenario())
+
+
 def test_an_off_layout_key_in_a_day_folder_is_archived_once_by_events_then_listing() -> None:
     async def scenario() -> None:
         # GIVEN a JSON export dropped inside a layout day folder
@@ -191,5 +230,39 @@ def test_new_objects_in_a_split_day_read_only_the_index_of_the_unit_they_join() 
             source, dest, Settings(parse_workers=1, unit_max_objects=10, since=D20), clock=clock
         )
         assert third.objects_archived == 0 and not [key for key in reads if "/index-" in key]
+
+    asyncio.run(scenario())
+
+
+class GetLog(MemoryStore):
+    """A MemoryStore that remembers the key of every GET."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets: list[str] = []
+
+    async def get(self, key: str) -> Fetched:
+        self.gets.append(key)
+        return await super().get(key)
+
+
+def test_a_commit_that_merges_segments_does_not_read_them_again_as_leftovers() -> None:
+    async def scenario() -> None:
+        # GIVEN a unit committed three times, one job each: three segments of one size tier
+        source, dest = MemoryStore(), GetLog()
+        for job in ("100", "101", "102"):
+            info = source.add(job_key(job, day=D20), job_body(job))
+            await compact_keys(source, dest, SETTINGS, [], described=[info], clock=clock)
+        head = ledger.decode_head(dest.body(ledger.head_key("day=2024-08-20")))
+        older = {segment.key for segment in head.segments}
+        assert len(older) == 3
+        # WHEN a fourth commit merges them into its own segment
+        dest.gets.clear()
+        info = source.add(job_key("103", day=D20), job_body("103"))
+        await compact_keys(source, dest, SETTINGS, [], described=[info], clock=clock)
+        # THEN each merged-away segment was read once (to build the index), not again as a leftover
+        head = ledger.decode_head(dest.body(ledger.head_key("day=2024-08-20")))
+        assert len(head.segments) == 1 and not older & set(dest.objects)
+        assert sorted(key for key in dest.gets if key in older) == sorted(older)
 
     asyncio.run(scenario())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import random
 
 import pytest
 
@@ -85,11 +87,77 @@ def test_key_date_reads_the_first_date_folder(key: str, day: dt.date | None) -> 
 
 def test_a_layout_key_belongs_to_its_day_root_and_its_job_folder() -> None:
     # GIVEN two versions of one job in the documented layout
-    first = job_key("100", stamp="101500", status="running")
-    second = job_key("100", stamp="101700", status="succeeded")
+    first = job_key("j-KGAKfhsz-GYoLeD", stamp="101500", status="running")
+    second = job_key("j-KGAKfhsz-GYoLeD", stamp="101700", status="succeeded")
     # THEN both belong to the day root and share one folder: the job's, with a trailing slash
     assert units.root_of_key(first) == units.root_of_key(second) == "day=2024-08-20"
-    assert units.folder_of(first) == units.folder_of(second) == "5234/jobs/77/20240820/100/"
+    assert units.folder_of(first) == units.folder_of(second) == "5234/jobs/77/20240820/j-KGAKfhsz-GYoLeD/"
+
+
+def test_a_key_a_tool_left_inside_a_job_folder_is_kept_with_the_job() -> None:
+    # GIVEN a job's file and a JSON file another tool left deeper in the job's folder
+    job = job_key("j-KGAKfhsz-GYoLeD")
+    meta = "5234/jobs/77/20240820/j-KGAKfhsz-GYoLeD/.meta/info.json"
+    # THEN both have the job's folder: the meta file sorts between the folder and the job's files,
+    # so as a folder of its own it would be a split point inside the job
+    assert meta < job
+    assert units.folder_of(meta) == units.folder_of(job) == "5234/jobs/77/20240820/j-KGAKfhsz-GYoLeD/"
+    assert units.root_of_key(meta) == "day=2024-08-20"
+
+
+def test_a_job_folder_named_by_3_digits_keeps_its_versions_by_their_name_stem() -> None:
+    # GIVEN two versions of standard job 100, and embedded jobs whose first id folder is also `100`
+    first = job_key("100", stamp="101500", status="running")
+    second = job_key("100", stamp="101700", status="succeeded")
+    embedded = [
+        "5234/jobs/77/20240820/100/000/000/000/000/000/001/5234-77-100000000000000001-20240820101500-ok.json",
+        "5234/jobs/77/20240820/100/999/000/000/000/000/002/5234-77-100999000000000002-20240820101500-ok.json",
+    ]
+    # THEN the versions share one folder, each embedded job has its own, and key order is kept:
+    # the standard job's files sort between the two embedded jobs
+    assert units.folder_of(first) == units.folder_of(second) == "5234/jobs/77/20240820/100/5234-77-100-"
+    assert [units.folder_of(key) for key in sorted([first, *embedded])] == [
+        "5234/jobs/77/20240820/100/000/000/000/000/000/001/",
+        "5234/jobs/77/20240820/100/5234-77-100-",
+        "5234/jobs/77/20240820/100/999/000/000/000/000/002/",
+    ]
+
+
+def odd_keys(count: int, seed: int) -> set[str]:
+    """Keys a LIST can return: the layouts, keys nested in job folders, non-layout names, odd characters."""
+    pools = [
+        ["5234", "5234!", "5234-", "a b", "", "é"],
+        ["jobs", "jobs!", "jobs-x", "activity", ""],
+        ["77", "77.", "7", ""],
+        ["20240820", "20240821", "2024-08-20", "2024082", "20241399", "20240820\n"],
+    ]
+    deep = [
+        *("j-KGAK", "j-KGAK-x", "j!", "100", "000", "001", "234", "10", "1000", "00a", ".meta", "", "~", "é"),
+        *(
+            "info.json",
+            "x.json",
+            "5234-77-100-20240820101500-succeeded.json",
+            "5234-77-100-",
+            "5234-77-1000.json",
+        ),
+    ]
+    rng = random.Random(seed)
+    keys: set[str] = set()
+    while len(keys) < count:
+        depth = rng.randint(1, 14)
+        keys.add("/".join(rng.choice(pools[i] if i < len(pools) else deep) for i in range(depth)))
+    return keys
+
+
+def test_the_folder_of_a_key_agrees_with_key_order_for_any_key() -> None:
+    # GIVEN thousands of keys of every shape, in the order a LIST returns them
+    keys = sorted(odd_keys(20_000, seed=13) | {EMBEDDED, job_key("100"), job_key("j-KGAK")})
+    folders = [units.folder_of(key) for key in keys]
+    # THEN each folder is a prefix of its key, and folders never go down as keys go up: a unit's
+    # range of folders is one contiguous run of keys, so listing it never stops before its keys
+    assert all(key.startswith(folder) for key, folder in zip(keys, folders, strict=True))
+    out_of_order = [(a, b) for a, b in itertools.pairwise(zip(keys, folders, strict=True)) if a[1] > b[1]]
+    assert out_of_order == []
 
 
 def test_an_embedded_layout_key_is_kept_with_its_job_folder() -> None:

@@ -8,7 +8,7 @@ import orjson
 import pyarrow.parquet as pq
 
 from archiver.engine.writer import BufferBudget, Compression, UnitWriter, read_day_partition
-from archiver.formats.schema import JOB_LINES, JOBS, QUARANTINE
+from archiver.formats.schema import FIELD_ID_KEY, FIELD_IDS, FILE_SCHEMAS, JOB_LINES, JOBS
 
 
 def _job_row(job_id: str, user: str, recipe: str, started: int) -> dict[str, object]:
@@ -34,10 +34,27 @@ def test_rows_land_sorted_in_partitioned_files_with_the_explicit_schema(tmp_path
     assert files["jobs"].key in keys
     assert files["quarantine"].key == "quarantine/d20240820-g000001-abcd-0000.parquet"
     table = pq.read_table(files["jobs"].path)
-    assert table.schema.equals(JOBS)
+    assert table.schema.equals(FILE_SCHEMAS["jobs"], check_metadata=True)
     assert table.column("job_id").to_pylist() == ["j-3", "j-1", "j-2"]
-    assert pq.read_table(files["quarantine"].path).schema.equals(QUARANTINE)
+    quarantine = pq.read_table(files["quarantine"].path)
+    assert quarantine.schema.equals(FILE_SCHEMAS["quarantine"], check_metadata=True)
     assert read_day_partition(files["jobs"].key) == day
+
+
+def test_files_carry_the_partition_day_and_a_field_id_on_every_column(tmp_path: Path) -> None:
+    # GIVEN a job row of one day
+    writer = UnitWriter("d20240820", 1, "abcd", tmp_path, target_bytes=1 << 30, row_group_rows=1000)
+    day = dt.date(2024, 8, 20)
+    writer.add_rows("jobs", day, [_job_row("j-1", "1", "9", 10)], 100)
+    # WHEN its file is written
+    (written,) = writer.close()
+    # THEN the file holds the row's columns plus partition_date = the day, each with its Parquet field id
+    schema = pq.read_schema(written.path)
+    assert schema.names == [*JOBS.names, "partition_date"]
+    ids = {field.name: int(field.metadata[FIELD_ID_KEY]) for field in schema}
+    assert ids == FIELD_IDS["jobs"]
+    assert pq.ParquetFile(written.path).schema.column(0).path == "job_id"
+    assert pq.read_table(written.path).column("partition_date").to_pylist() == [day]
 
 
 def test_files_roll_at_the_target_size(tmp_path: Path) -> None:
@@ -118,3 +135,28 @@ def test_payload_columns_get_their_own_deeper_zstd_level(tmp_path: Path) -> None
     levels = Compression("zstd", 3, 19).levels(JOB_LINES)
     assert isinstance(levels, dict) and levels["output"] == 19 and levels["job_id"] == 3
     assert Compression("gzip", 6, 19).levels(JOB_LINES) == 6
+
+
+def test_jobs_files_carry_no_dictionaries_and_step_lines_keep_theirs(tmp_path: Path) -> None:
+    # GIVEN a generation with sorted jobs of a few users and recipes, and their step lines
+    rng = random.Random(7)
+    writer = UnitWriter("d20240820", 1, "abcd", tmp_path, target_bytes=1 << 30, row_group_rows=1000)
+    day = dt.date(2024, 8, 20)
+    jobs = [_job_row(f"j-{n}", str(n % 3), str(n % 5), n) for n in range(300)]
+    writer.add_rows("jobs", day, jobs, 300 * 100)
+    writer.add_rows("job_lines", day, [_line_row(f"j-{n // 4}", n % 4, rng) for n in range(1200)], 1200 * 100)
+    # WHEN it is closed
+    files = {written.table: written for written in writer.close()}
+    # THEN no column of the jobs file is dictionary-encoded (zstd packs its sorted repeats better),
+    # while the step lines' id columns are
+    assert not {encoding for encoding in _encodings(files["jobs"].path).values() if "DICTIONARY" in encoding}
+    assert "RLE_DICTIONARY" in _encodings(files["job_lines"].path)["job_id"]
+    assert pq.read_table(files["jobs"].path).column("job_id").to_pylist()[:2] == ["j-0", "j-15"]
+
+
+def _encodings(path: Path) -> dict[str, str]:
+    """The encodings of each column chunk of the first row group, by column."""
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    return {
+        group.column(i).path_in_schema: " ".join(group.column(i).encodings) for i in range(group.num_columns)
+    }
