@@ -59,9 +59,9 @@ def _cpu_seconds() -> float:
 def _descendants_cpu_seconds() -> float | None:
     """CPU seconds of this process's live descendants and of the children they reaped.
 
-    The parse pool's workers are children of multiprocessing's forkserver, not of this
-    process, so RUSAGE_CHILDREN never sees them; the forkserver (alive until exit) has
-    reaped them by now and carries their time in its cutime/cstime. Linux only.
+    The parse workers are children of the run's process or of its shard processes, so
+    RUSAGE_CHILDREN misses those still alive and every grandchild; a live worker's time
+    is in its own stat, a reaped one's in its parent's cutime/cstime. Linux only.
     """
     try:
         table = _process_table()

@@ -85,3 +85,17 @@ class ApiUnreachableError(ApiError):
 
 class ApiResponseError(ApiError):
     """The API answered, but not as the activity audit log API does (not JSON, 404, another 4xx)."""
+
+
+class WorkerStartError(ConfigError):
+    """The engine's worker processes could not be started: the environment does not allow it.
+
+    No unit fails for it: the run stops with this one line, which names the cause and
+    the setting that keeps everything in one process (`ARCHIVER_PARSE_WORKERS=1`).
+    """
+
+
+class WorkerProcessDiedError(ArchiverError):
+    """A worker process died (killed, out of memory) before it answered: its unit fails, a rerun redoes it."""
+
+    retryable = True

@@ -1,28 +1,30 @@
-"""Parsing fetched objects: inline, or in a pool of worker processes so every core parses.
+"""Parsing fetched objects: inline, or in worker processes so every core parses.
 
 Parsing and normalising is the CPU-bound part of a run. The event loop keeps the
 network busy while batches of bodies are parsed in other processes; results come
 back in the order the bodies went in, so a job's versions still arrive together.
 A body's bytes stay counted in the run's byte budget until it has been parsed.
-Bodies held back for a batch go to the pool at once when a read waits for room,
+Bodies held back for a batch go to the workers at once when a read waits for room,
 so a budget smaller than a few batches slows parsing down but never stops it.
+
+The workers are `children.ChildProcess`es (a fresh interpreter and one pipe each,
+no semaphore or shared memory: see `children` for why), one batch at a time each.
+A worker that cannot start stops the run with one WorkerStartError; a worker killed
+outright fails the unit it was parsing, and the next unit gets fresh workers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import multiprocessing
-import os
-import select
-import threading
-import time
 from collections import deque
 from collections.abc import AsyncIterator
-from concurrent.futures import Executor, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
+from typing import Any, TypeVar
 
+from archiver.engine.children import ChildProcess, all_ready, receive, start_child
 from archiver.engine.fetcher import ByteBudget, FetchResult
+from archiver.errors import ArchiverError, WorkerProcessDiedError
 from archiver.formats.layout import KeyInfo, parse_key
 from archiver.formats.normalize import read_object
 from archiver.formats.policy import DEFAULT_POLICY, Policy
@@ -33,40 +35,10 @@ BATCH_OBJECTS = 64
 """Bodies sent to a worker process at once: enough to make the hop cheap, few enough to keep order moving."""
 BATCH_BYTES = 4 * 1024 * 1024
 POOL_MIN_OBJECTS = 256
-"""Fewer objects than this are parsed inline: starting the pool would cost more than it saves."""
+"""Fewer objects than this are parsed inline: starting the workers would cost more than it saves."""
 
 Item = tuple[bytes, str, str, KeyInfo | None]
-
-
-def exit_with(parent_pid: int) -> None:
-    """In a worker process: exit as soon as the run that started the pool is gone.
-
-    A forkserver worker's parent is the fork server, which outlives a killed run (its
-    children keep it alive), so a killed run would leave workers holding its pipes.
-    """
-    watcher = threading.Thread(target=_exit_when_gone, args=(parent_pid,), daemon=True)
-    watcher.start()
-
-
-def _exit_when_gone(pid: int) -> None:
-    try:
-        handle = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        while _alive(pid):
-            time.sleep(1.0)
-    else:
-        select.select([handle], [], [])
-    os._exit(1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+_T = TypeVar("_T")
 
 
 def parse_batch(items: list[Item], policy: Policy = DEFAULT_POLICY) -> list[ParsedObject]:
@@ -84,40 +56,133 @@ def _item(result: FetchResult) -> Item | None:
     return fetched.body, result.info.key, fetched.etag, parse_key(result.info.key)
 
 
+def parse_forever(pipe: Connection) -> None:
+    """A parse worker (in its own process): parse each batch the parent sends (with the redaction
+    policy its rows must leave under), until it closes the pipe."""
+    while True:
+        try:
+            items, policy = pipe.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            answer: tuple[str, object] = ("parsed", parse_batch(items, policy))
+        except Exception as error:  # read_object quarantines bad input; this is a bug, reported per batch
+            answer = ("error", f"{type(error).__name__}: {error}")
+        try:
+            pipe.send(answer)
+        except OSError:
+            return
+
+
+class _Worker:
+    """A parse worker and the answers it owes to batches whose caller went away (read before reuse)."""
+
+    def __init__(self, child: ChildProcess) -> None:
+        self.child = child
+        self.owed = 0
+
+    async def parse(self, items: list[Item], policy: Policy) -> list[ParsedObject]:
+        pipe = self.child.pipe
+        while self.owed:
+            await receive(pipe)
+            self.owed -= 1
+        pipe.send((items, policy))  # the worker is waiting for it, so this does not block
+        self.owed += 1
+        kind, value = await receive(pipe)
+        self.owed -= 1
+        if kind != "parsed":
+            raise ArchiverError(f"parse worker: {value}")
+        parsed: list[ParsedObject] = value
+        return parsed
+
+
+class _Pool:
+    """Parse workers, each parsing one batch at a time; a batch waits for the first idle one.
+
+    Every task reading a worker's pipe is tracked, so closing cancels and awaits them
+    before the pipes close: no reader is left on a closed file descriptor.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.workers: list[_Worker] = []
+        try:
+            for _ in range(count):
+                self.workers.append(_Worker(start_child(parse_forever, what=f"{count} parse workers")))
+        except BaseException:
+            self._close_all(kill=True)
+            raise
+        self.tasks: set[asyncio.Future[Any]] = set()
+        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        for worker in self.workers:
+            self._idle.put_nowait(worker)
+        self.ready = self._track(asyncio.ensure_future(all_ready([worker.child for worker in self.workers])))
+
+    def _track(self, future: asyncio.Future[_T]) -> asyncio.Future[_T]:
+        self.tasks.add(future)
+        future.add_done_callback(self.tasks.discard)
+        future.add_done_callback(_retrieve)  # whoever awaits it raises its error; nobody else should log it
+        return future
+
+    def submit(self, items: list[Item], policy: Policy) -> asyncio.Future[list[ParsedObject]]:
+        return self._track(asyncio.ensure_future(self._parse(items, policy)))
+
+    async def _parse(self, items: list[Item], policy: Policy) -> list[ParsedObject]:
+        worker = await self._idle.get()
+        try:
+            return await worker.parse(items, policy)
+        except (EOFError, OSError):
+            how = await asyncio.to_thread(worker.child.ending)
+            raise WorkerProcessDiedError(f"a parse worker process died ({how}) while parsing") from None
+        finally:
+            self._idle.put_nowait(worker)
+
+    async def close(self, *, kill: bool) -> None:
+        """Stop every worker (at once if `kill`, else once it finishes its batch) and release its pipe."""
+        if kill:
+            # Every read still pending then ends (EOF), so each unit waiting on one fails on its own
+            # with WorkerProcessDiedError; cancelling them would cancel those units instead.
+            for worker in self.workers:
+                worker.child.kill()
+        else:
+            for task in self.tasks:  # at the end of a run: answers whose unit went away
+                task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.to_thread(self._close_all, kill=kill)
+
+    def _close_all(self, *, kill: bool) -> None:
+        for worker in self.workers:
+            if kill:
+                worker.child.kill()
+            worker.child.close()
+
+
 class Parser:
     """Turns a stream of fetch results into (result, parsed object or None) in the same order."""
 
     def __init__(self, workers: int, policy: Policy = DEFAULT_POLICY) -> None:
         self.workers = workers
         self.policy = policy
-        self._pool: Executor | None = None
+        self._pool: _Pool | None = None
 
-    def _executor(self) -> Executor:
+    async def _started(self) -> _Pool:
+        """The workers, started by the first unit that needs them; every unit awaits the same start."""
         if self._pool is None:
-            context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=context,
-                initializer=exit_with,
-                initargs=(os.getpid(),),
-            )
-        return self._pool
+            self._pool = _Pool(self.workers)
+        pool = self._pool
+        await asyncio.shield(pool.ready)
+        return pool
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-    def discard_broken_pool(self) -> None:
-        """After a worker died outright: kill the rest (on Python 3.11 they can be stuck on a lock
-        the dead one held, and waiting for them would hang), so the next unit starts a fresh pool."""
+    async def aclose(self) -> None:
+        """Stop the workers, if any were started (at the end of a run)."""
         pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        processes = getattr(pool, "_processes", None) or {}
-        for process in list(processes.values()):
-            process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
+        if pool is not None:
+            await pool.close(kill=False)
+
+    async def discard_broken_pool(self) -> None:
+        """After a worker died outright: kill the others too, so the next unit starts fresh ones."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close(kill=True)
 
     async def parse(
         self, results: AsyncIterator[FetchResult], *, expected: int
@@ -136,8 +201,6 @@ class Parser:
     async def _pooled(
         self, results: AsyncIterator[FetchResult]
     ) -> AsyncIterator[tuple[FetchResult, ParsedObject | None]]:
-        loop = asyncio.get_running_loop()
-        pool = self._executor()
         in_flight: deque[tuple[list[FetchResult], asyncio.Future[list[ParsedObject]]]] = deque()
         batch: list[FetchResult] = []
         weight = 0
@@ -147,7 +210,7 @@ class Parser:
             if not batch:
                 return
             items = [item for result in batch if (item := _item(result)) is not None]
-            future = loop.run_in_executor(pool, parse_batch, items, self.policy)
+            future = pool.submit(items, self.policy)
             # Parsed bodies give their bytes back at once, not when the consumer gets to them: a
             # read that waits for room must never wait on this stream's consumer.
             future.add_done_callback(functools.partial(_release_all, batch))
@@ -168,6 +231,7 @@ class Parser:
 
         budget: ByteBudget | None = None
         try:
+            pool = await self._started()
             async for result in results:
                 if budget is None and result.budget is not None:
                     budget = result.budget
@@ -184,8 +248,8 @@ class Parser:
             while in_flight:
                 async for pair in drain_one():
                     yield pair
-        except BrokenProcessPool:
-            self.discard_broken_pool()
+        except WorkerProcessDiedError:
+            await self.discard_broken_pool()
             raise
         finally:
             if budget is not None:
@@ -201,3 +265,9 @@ class Parser:
 def _release_all(results: list[FetchResult], _: object) -> None:
     for result in results:
         result.release()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a future's error as seen (asyncio logs unseen ones): whoever awaits it still gets it."""
+    if not future.cancelled():
+        future.exception()

@@ -11,14 +11,14 @@ Each shard is its own process with its own pipe to the parent (progress, then th
 report), so nothing is shared between workers: a worker killed outright (SIGKILL,
 out of memory) cannot leave a lock that stops the others. Its shard becomes a failure
 of the run; the other shards finish and commit; the next run redoes what it missed.
+The processes start as `children` explains (a fresh interpreter each, never the
+caller's `__main__`); one that cannot start stops the run with a WorkerStartError.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import multiprocessing
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -27,7 +27,7 @@ from typing import Any
 
 from archiver import errors
 from archiver.config import Settings
-from archiver.engine.parsing import exit_with
+from archiver.engine.children import ChildProcess, start_child
 from archiver.engine.report import RunReport
 from archiver.engine.run import Run
 from archiver.engine.stores import open_stores, open_url
@@ -72,7 +72,6 @@ async def _shard(
 
 def run_shard(
     pipe: Connection,
-    parent_pid: int,
     source_url: str,
     dest_url: str,
     settings: Settings,
@@ -80,7 +79,6 @@ def run_shard(
     now: str,
 ) -> None:
     """A worker process: archive one shard; send progress, then its report (or the error that stopped it)."""
-    exit_with(parent_pid)
     try:
         report = asyncio.run(_shard(source_url, dest_url, settings, shard, now, _Ticks(pipe)))
     except errors.ArchiverError as error:
@@ -121,8 +119,7 @@ class _Worker:
     """One shard's process and the parent's end of its pipe."""
 
     index: int
-    process: Any
-    pipe: Connection
+    process: ChildProcess
     outcome: dict[str, Any] | None = None
     lost: dict[str, str] | None = None
 
@@ -131,9 +128,10 @@ class _Worker:
         return self.outcome is not None or self.lost is not None
 
     def read(self, progress: Callable[[int], None] | None) -> None:
-        while self.outcome is None and self.pipe.poll():
+        pipe = self.process.pipe
+        while self.outcome is None and pipe.poll():
             try:
-                kind, value = self.pipe.recv()
+                kind, value = pipe.recv()
             except (EOFError, OSError):
                 return
             if kind == "progress":
@@ -181,16 +179,18 @@ async def compact_in_processes(
     """Archive every root, one shard of roots per process; the watermark moves once all are clean."""
     started = time.perf_counter()
     child_settings = replace(settings, parse_workers=1)
-    context: Any = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
     running: list[_Worker] = []
-    for index in range(workers):
-        parent_end, child_end = context.Pipe(duplex=False)
-        arguments = (child_end, os.getpid(), source_url, dest_url, child_settings, (index, workers))
-        process = context.Process(target=run_shard, args=(*arguments, now.isoformat()), daemon=True)
-        process.start()
-        child_end.close()
-        running.append(_Worker(index, process, parent_end))
     try:
+        for index in range(workers):
+            arguments = (source_url, dest_url, child_settings, (index, workers), now.isoformat())
+            child = start_child(run_shard, *arguments, what=f"{workers} shard processes")
+            running.append(_Worker(index, child))
+        started_up = await asyncio.gather(*(w.process.ready() for w in running), return_exceptions=True)
+        for worker, outcome in zip(running, started_up, strict=True):
+            if isinstance(outcome, errors.WorkerProcessDiedError):
+                worker.lost = _lost_shard(worker.index, workers, worker.process.exitcode)
+            elif isinstance(outcome, BaseException):
+                raise outcome
         while not all(worker.finished for worker in running):
             await asyncio.sleep(0.1)
             for worker in running:
@@ -200,8 +200,7 @@ async def compact_in_processes(
         for worker in running:
             if worker.process.is_alive():
                 worker.process.kill()
-            worker.process.join()
-            worker.pipe.close()
+            worker.process.close()
     for worker in running:
         if worker.outcome is not None and "error" in worker.outcome:
             _raise(worker.outcome)

@@ -120,7 +120,7 @@ class Run:
             ):
                 await self.watermark.advance([day for day in map(unit_day, roots) if day is not None])
         finally:
-            self.ctx.parser.close()
+            await self.ctx.parser.aclose()
             shutil.rmtree(self.workdir, ignore_errors=True)
             self._finish_counts(started)
         return self.report
@@ -138,9 +138,14 @@ class Run:
             for info in infos:
                 by_root.setdefault(root_of_key(info.key), []).append(info)
             self.report.units = len(by_root)
-            await asyncio.gather(*(self._archive_keys(root, by_root[root]) for root in sorted(by_root)))
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for root in sorted(by_root):
+                        group.create_task(self._archive_keys(root, by_root[root]))
+            except BaseExceptionGroup as failed:
+                raise _first(failed) from None
         finally:
-            self.ctx.parser.close()
+            await self.ctx.parser.aclose()
             shutil.rmtree(self.workdir, ignore_errors=True)
             self._finish_counts(started)
         return self.report
@@ -257,6 +262,9 @@ class Run:
             self.report.failures.extend(result.failures)
             self.report.objects_failed += len(result.failures)
             self.report.unarchived_keys.extend(failure["key"] for failure in result.failures)
+        except ConfigError:
+            work.complete = False
+            raise  # the settings or the environment (worker processes that cannot start): the run's error
         except Exception as error:  # one unit's surprise is its own failure, never the run's
             self._fail_unit(batch.unit, error, [info.key for info in batch.objects])
             work.complete = False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import multiprocessing
 import os
 import signal
 import threading
@@ -22,6 +21,7 @@ from archiver.local.synth import CorpusSummary, write_corpus
 from archiver.storage.localfs import LocalStore
 from tests.functional.oracle import assert_final_jobs
 from tests.functional.readback import data_files, read_rows
+from tests.unit.engine.descendants import child_pids
 
 SETTINGS = Settings(concurrency=16, retire_grace_seconds=0)
 
@@ -165,16 +165,16 @@ def test_one_process_per_shard_of_days_writes_the_same_archive(
 def test_a_shard_whose_worker_process_dies_is_a_failure_and_the_rerun_completes(
     corpus: tuple[Path, CorpusSummary], archived: tuple[Path, RunReport], tmp_path: Path
 ) -> None:
-    # GIVEN a run over two shard processes whose workers are SIGKILLed as soon as they exist
+    # GIVEN a run over two shard processes whose workers are SIGKILLed as soon as one has written a file
     killed: list[int] = []
 
     def kill_workers() -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while not killed and time.monotonic() < deadline:
-            for child in multiprocessing.active_children():
-                if child.pid is not None:
-                    os.kill(child.pid, signal.SIGKILL)
-                    killed.append(child.pid)
+            if any(tmp_path.glob("jobs/*/*.parquet")):
+                for pid in child_pids():
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
             time.sleep(0.005)
 
     killer = threading.Thread(target=kill_workers)

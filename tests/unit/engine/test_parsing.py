@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import os
 import signal
 from collections.abc import AsyncIterator
-from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
 from archiver.engine.fetcher import ByteBudget, FetchResult, fetch_in_order
 from archiver.engine.parsing import BATCH_OBJECTS, POOL_MIN_OBJECTS, Parser, parse_batch
+from archiver.errors import WorkerProcessDiedError
 from archiver.formats.layout import parse_key
+from archiver.formats.policy import read_policy
 from archiver.formats.records import ParsedObject
 from archiver.storage.store import ObjectInfo
+from tests.unit.engine.descendants import child_pids
 from tests.unit.engine.jobs import job_body, job_key
 from tests.unit.engine.memory_store import MemoryStore
 
@@ -79,7 +80,7 @@ def test_the_pool_keeps_the_listing_order_of_hundreds_of_objects() -> None:
             # WHEN they are fetched and parsed in worker processes
             pairs = await asyncio.wait_for(parse_all(parser, store, infos, budget), 120)
         finally:
-            parser.close()
+            await parser.aclose()
         # THEN every object comes back in listing order, each with its own parse
         assert [result.info.key for result, _ in pairs] == [info.key for info in infos]
         expected: list[str | None] = [f"{1000 + i}" for i in range(POOLED)]
@@ -88,6 +89,26 @@ def test_the_pool_keeps_the_listing_order_of_hundreds_of_objects() -> None:
         assert pairs[7][1] is not None and pairs[7][1].rejection is not None
         assert pairs[100][1] is None and pairs[100][0].error is not None
         assert budget.used == 0
+
+    asyncio.run(scenario())
+
+
+def test_rows_parsed_in_worker_processes_leave_them_under_the_runs_policy() -> None:
+    async def scenario() -> None:
+        # GIVEN enough objects for the pool, and a policy that drops the lines' adapter operations
+        store = MemoryStore()
+        infos = corpus(store, POOLED)
+        policy = read_policy('[columns.job_lines]\nadapter_operation = "drop"\n')
+        parser = Parser(2, policy)
+        try:
+            # WHEN they are parsed in worker processes
+            pairs = await asyncio.wait_for(parse_all(parser, store, infos, ByteBudget(1 << 24)), 120)
+        finally:
+            await parser.aclose()
+        # THEN every line row came back under that policy
+        rows = [row for _, parsed in pairs if parsed is not None for job in parsed.jobs for row in job.lines]
+        assert len(rows) == POOLED - 1
+        assert all(row["adapter_operation"] is None for row in rows)
 
     asyncio.run(scenario())
 
@@ -104,7 +125,7 @@ def test_the_pool_finishes_when_the_byte_budget_is_smaller_than_a_batch() -> Non
             # WHEN everything is fetched and parsed
             pairs = await asyncio.wait_for(parse_all(parser, store, infos, budget), 60)
         finally:
-            parser.close()
+            await parser.aclose()
         # THEN it completes (bodies waiting for a full batch must not starve the fetcher), in order
         assert [result.info.key for result, _ in pairs] == [info.key for info in infos]
         assert budget.used == 0
@@ -130,7 +151,7 @@ def test_closing_the_pooled_stream_early_gives_every_byte_back() -> None:
             for _ in range(10):
                 await asyncio.sleep(0.01)
         finally:
-            parser.close()
+            await parser.aclose()
         assert budget.used == 0
 
     asyncio.run(scenario())
@@ -161,20 +182,58 @@ def test_a_pool_whose_workers_died_is_replaced_for_the_next_unit() -> None:
         parser = Parser(2)
         try:
             await asyncio.wait_for(parse_all(parser, store, infos, ByteBudget(1 << 24)), 120)
-            for child in multiprocessing.active_children():
-                if child.pid is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(child.pid, signal.SIGKILL)
-                    child.join(10)
+            workers = child_pids()
+            assert len(workers) == 2
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             # WHEN the next unit is parsed, and the one after it
-            with pytest.raises(BrokenProcessPool):
+            with pytest.raises(WorkerProcessDiedError, match=r"killed by signal 9"):
                 await asyncio.wait_for(parse_all(parser, store, infos, ByteBudget(1 << 24)), 120)
             pairs = await asyncio.wait_for(parse_all(parser, store, infos, ByteBudget(1 << 24)), 120)
         finally:
-            parser.close()
+            await parser.aclose()
         # THEN the unit that met the dead pool fails, and the next one gets a fresh pool
         expected: list[str | None] = [f"{1000 + i}" for i in range(POOLED)]
         expected[7] = None
         assert job_ids(pairs) == expected
+
+    asyncio.run(scenario())
+
+
+def test_a_worker_killed_under_two_units_fails_both_units_and_cancels_neither() -> None:
+    async def drain(stream: AsyncIterator[tuple[FetchResult, ParsedObject | None]]) -> int:
+        return len([pair async for pair in stream])
+
+    async def scenario() -> None:
+        # GIVEN two units parsing at once in the same workers, both with batches in flight
+        store = MemoryStore()
+        infos = corpus(store, POOLED)
+        parser = Parser(2)
+        try:
+            streams = [
+                parser.parse(
+                    fetch_in_order(
+                        store, infos, concurrency=16, budget=ByteBudget(1 << 24), max_object_bytes=1 << 20
+                    ),
+                    expected=len(infos),
+                )
+                for _ in range(2)
+            ]
+            for stream in streams:
+                await asyncio.wait_for(anext(stream), 60)
+            # WHEN the workers are killed outright
+            for pid in child_pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            outcomes = await asyncio.wait_for(
+                asyncio.gather(*(drain(stream) for stream in streams), return_exceptions=True), 60
+            )
+            # THEN each unit fails with the named error (neither is cancelled); the next gets fresh workers
+            assert [type(outcome) for outcome in outcomes] == [WorkerProcessDiedError] * 2
+            pairs = await asyncio.wait_for(parse_all(parser, store, infos, ByteBudget(1 << 24)), 120)
+            assert len(pairs) == POOLED
+        finally:
+            await parser.aclose()
 
     asyncio.run(scenario())
