@@ -12,32 +12,42 @@ at once are arbitrated by one conditional write.
 Which copy's row is kept does not depend on arrival order: an API copy beats a
 stream copy (it carries the id), then the smaller source key wins. A better copy
 replaces the row (copy-on-write of the file holding it), so a stream copy that
-arrives days late, or an API pull after the stream, ends in the same row.
+arrives days late, or an API pull after the stream, ends in the same row. Every
+copy is recorded (`activity_copies.py`), so a rewritten object withdraws its copy,
+never an event another copy still holds; and a damaged data file is rebuilt from
+the copies that can be read again (`repair`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import io
 import logging
 import random
 import secrets
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from archiver.config import Settings
 from archiver.engine import ledger
+from archiver.engine.activity_copies import (
+    ActivityEntry,
+    Change,
+    Withdrawn,
+    copies_to_reread,
+    decode_entries,
+    edit_rows,
+    encode_entries,
+    live_copies,
+    plan_change,
+    plan_repair,
+    tombstone,
+)
 from archiver.engine.commit import Committer, Generation
 from archiver.engine.compaction import Rewriter, rewrite
-from archiver.engine.identity import event_identity
 from archiver.engine.index import merge_segments, read_head, read_segments, segments_to_merge
-from archiver.engine.ledger import FileRef, Head, LedgerFormatError, Retired, SegmentRef, split_retired
+from archiver.engine.ledger import FileRef, Head, Retired, SegmentRef, split_retired
 from archiver.engine.policies import current_policy
 from archiver.engine.writer import BufferBudget, Compression, UnitWriter
 from archiver.errors import ArchiverError, NotFoundError
@@ -45,137 +55,19 @@ from archiver.formats.records import ActivityEvent, Row
 from archiver.storage.store import ObjectStore
 
 ACTIVITY_ROOT = "activity="
-API_SOURCE_PREFIX = "api:"
 MAX_ATTEMPTS = 10
 
 log = logging.getLogger(__name__)
 
+Index = dict[str, list[ActivityEntry]]
+Planner = Callable[[Index, str], Awaitable[Change]]
+"""Given the day's copies and the new file's key, what a commit does."""
+Reread = Callable[[str], Awaitable[list[Row] | None]]
+"""The activity rows a source object holds now, or None when it is gone."""
+
 
 def activity_unit(day: dt.date) -> str:
     return f"{ACTIVITY_ROOT}{day.isoformat()}"
-
-
-def copy_rank(source_key: str | None) -> tuple[int, str]:
-    """Lower wins: an API copy (it carries Workato's id), then the smaller source key."""
-    key = source_key or ""
-    return (0 if key.startswith(API_SOURCE_PREFIX) else 1, key)
-
-
-@dataclass(slots=True)
-class ActivityEntry:
-    """One event the ledger holds: its identity, Workato's id, the copy kept, and its file."""
-
-    key: str
-    event_id: str | None
-    source_key: str
-    source_etag: str | None
-    file: str
-
-    def same_event(self, event_id: str | None) -> bool:
-        return self.event_id is None or event_id is None or self.event_id == event_id
-
-
-_SCHEMA = pa.schema(
-    [
-        ("key", pa.string()),
-        ("event_id", pa.string()),
-        ("source_key", pa.string()),
-        ("source_etag", pa.string()),
-        ("file", pa.string()),
-    ]
-)
-
-
-def encode_entries(entries: Iterable[ActivityEntry], uploads: Iterable[str] = ()) -> bytes:
-    """One activity segment, naming the data files its commit uploads."""
-    ordered = sorted(entries, key=lambda e: (e.key, e.event_id or "", e.source_key))
-    table = pa.Table.from_pydict(
-        {name: [getattr(entry, name) for entry in ordered] for name in _SCHEMA.names}, schema=_SCHEMA
-    )
-    sink = io.BytesIO()
-    pq.write_table(ledger.with_uploads(table, uploads), sink, compression="zstd")
-    return sink.getvalue()
-
-
-def decode_entries(data: bytes) -> list[ActivityEntry]:
-    try:
-        rows = pq.read_table(io.BytesIO(data)).to_pylist()
-        return [ActivityEntry(**row) for row in rows]
-    except (pa.ArrowException, OSError, TypeError) as error:
-        raise LedgerFormatError(f"malformed activity segment ({type(error).__name__})") from None
-
-
-def activity_keep_mask(data: pa.Table, drop: set[tuple[str, object]]) -> pa.Array:
-    """Rows to keep in an activity file: not an event (identity, id) that `drop` names."""
-    rows = data.select(["event", "occurred_at", "user_id", "resource_type", "resource_id", "event_id"])
-    keep = []
-    for row in rows.to_pylist():
-        occurred = row["occurred_at"]
-        if isinstance(occurred, dt.datetime):
-            row["occurred_at"] = int(occurred.timestamp()) * 1_000_000
-        keep.append((event_identity(row), row["event_id"]) not in drop)
-    return pa.array(keep, pa.bool_())
-
-
-@dataclass(slots=True)
-class _Change:
-    """What one commit to a day's ledger does: rows to write, rows to drop, entries it touches."""
-
-    rows: list[Row] = field(default_factory=list)
-    drops: dict[str, set[tuple[str, object]]] = field(default_factory=lambda: defaultdict(set))
-    touched: dict[str, list[ActivityEntry]] = field(default_factory=dict)
-
-
-Withdrawn = Sequence[tuple[str, str]]
-"""(source key, identity) of events a source object no longer holds (it was rewritten)."""
-
-
-def plan_change(
-    index: dict[str, list[ActivityEntry]], rows: Sequence[Row], new_file: str, withdrawn: Withdrawn = ()
-) -> _Change:
-    """Decide, copy by copy, whether it is a new event, a better copy of a held one, or nothing new.
-
-    An event withdrawn by the object whose copy the archive shows leaves the table
-    (unless the object's new content, among `rows`, still holds it).
-    """
-    change = _Change()
-    for source_key, key in withdrawn:
-        entries = change.touched.get(key) or list(index.get(key, []))
-        gone = [entry for entry in entries if entry.source_key == source_key]
-        for entry in gone:
-            change.drops[entry.file].add((key, entry.event_id))
-            entries.remove(entry)
-        if gone:
-            change.touched[key] = entries
-    for row in sorted(rows, key=lambda r: copy_rank(r.get("source_key"))):
-        key = event_identity(row)
-        event_id = row.get("event_id")
-        entries = change.touched.get(key) or list(index.get(key, []))
-        held = next((entry for entry in entries if entry.same_event(event_id)), None)
-        entry = ActivityEntry(
-            key, event_id, str(row.get("source_key") or ""), row.get("source_etag"), new_file
-        )
-        if held is None:
-            entries.append(entry)
-        elif _better(row, held):
-            change.drops[held.file].add((key, held.event_id))
-            entry.event_id = event_id or held.event_id
-            row = {**row, "event_id": entry.event_id}
-            entries[entries.index(held)] = entry
-        else:
-            continue
-        change.touched[key] = entries
-        change.rows.append(row)
-    return change
-
-
-def _better(row: Row, held: ActivityEntry) -> bool:
-    new_rank, held_rank = copy_rank(row.get("source_key")), copy_rank(held.source_key)
-    if new_rank != held_rank:
-        return new_rank < held_rank
-    return (held.event_id is None and row.get("event_id") is not None) or row.get(
-        "source_etag"
-    ) != held.source_etag
 
 
 class ActivityLedger:
@@ -190,6 +82,8 @@ class ActivityLedger:
         self.locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.conflicts = 0
         self.files_written = 0
+        self.published: dict[str, tuple[Head, str | None]] = {}
+        """The head this ledger last committed to each day, and its ETag: known without a GET."""
         self.published_tables = False
         """Superseded files belong to the Iceberg publisher (see `publish.mode`); set by the owner."""
 
@@ -209,83 +103,111 @@ class ActivityLedger:
             gone[dt.date.fromisoformat(day_text)].append((source_key, identity))
         added = 0
         for day in sorted(set(by_day) | set(gone)):
-            async with self.locks[activity_unit(day)]:
-                added += await self._commit_day(day, by_day[day], now_us, gone[day])
+
+            async def planned(index: Index, new_file: str, day: dt.date = day) -> Change:
+                return plan_change(index, by_day[day], new_file, gone[day])
+
+            change = await self._commit_day(day, now_us, planned)
+            added += change.added() if change is not None else 0
         return added
 
-    async def _commit_day(self, day: dt.date, rows: list[Row], now_us: int, withdrawn: Withdrawn) -> int:
+    async def repair(self, day: dt.date, damaged: set[str], reread: Reread, now_us: int) -> list[str]:
+        """Rebuild the day's rows that `damaged` files (deleted, or not as committed) held.
+
+        Each event's row comes back from the best copy whose object still holds it; the
+        damaged files leave the head and are deleted. Returns the copies of events no copy
+        could give back (API copies, objects gone): those events are forgotten, so pulling
+        or delivering them again archives them anew.
+        """
+
+        async def planned(index: Index, new_file: str) -> Change:
+            rereads = {key: await reread(key) for key in copies_to_reread(index, damaged)}
+            return plan_repair(index, damaged, rereads, new_file)
+
+        change = await self._commit_day(day, now_us, planned, damaged)
+        return change.lost if change is not None else []
+
+    async def _commit_day(
+        self, day: dt.date, now_us: int, planner: Planner, damaged: set[str] | None = None
+    ) -> Change | None:
+        """Plan and commit one change to the day's ledger, again from its new head after a lost race."""
         unit = activity_unit(day)
-        for attempt in range(MAX_ATTEMPTS):
-            head, etag = await read_head(self.dest, unit)
-            head = head or Head(unit=unit)
-            try:
-                index, segments = await self._index(head)
-                generation, added = await self._stage(
-                    head, etag, index, segments, rows, day, now_us, withdrawn
-                )
-            except NotFoundError:
+        async with self.locks[unit]:
+            for attempt in range(MAX_ATTEMPTS):
+                head, etag = await read_head(self.dest, unit)
+                head = head or Head(unit=unit)
+                missing = (damaged or set()) & head.file_keys()
+                if damaged is not None and not missing:
+                    return None
+                try:
+                    index, segments = await self._index(head)
+                    staged = await self._stage(head, etag, index, segments, day, now_us, planner, missing)
+                except NotFoundError:
+                    await self._backoff(attempt)
+                    continue
+                if staged is None:
+                    return None
+                generation, change = staged
+                await self.committer.upload(generation)
+                won, current, current_etag = await self.committer.publish(generation)
+                if won:
+                    self.published[unit] = (current or generation.head, current_etag)
+                    self.files_written += len(generation.uploads)
+                    await self.committer.finish(generation)
+                    await self._sweep(current or generation.head)
+                    return change
+                await self.committer.discard(generation, current)
                 await self._backoff(attempt)
-                continue
-            if generation is None:
-                return 0
-            await self.committer.upload(generation)
-            won, current, _ = await self.committer.publish(generation)
-            if won:
-                self.files_written += len(generation.uploads)
-                await self.committer.finish(generation)
-                await self._sweep(current or generation.head)
-                return added
-            await self.committer.discard(generation, current)
-            await self._backoff(attempt)
         raise ArchiverError(f"activity ledger {unit}: gave up after {MAX_ATTEMPTS} conflicts", retryable=True)
 
     async def _backoff(self, attempt: int) -> None:
         self.conflicts += 1
         await asyncio.sleep(random.uniform(0, min(5.0, 0.05 * 2**attempt)))
 
-    async def _index(
-        self, head: Head
-    ) -> tuple[dict[str, list[ActivityEntry]], dict[str, list[ActivityEntry]]]:
+    async def _index(self, head: Head) -> tuple[Index, dict[str, list[ActivityEntry]]]:
         loaded = await read_segments(self.dest, head, decode_entries)
         segments = {segment.key: entries for segment, entries in zip(head.segments, loaded, strict=True)}
-        merged = merge_segments(list(segments.values()))
-        live = {key: [entry for entry in entries if entry.file] for key, entries in merged.items()}
-        return {key: entries for key, entries in live.items() if entries}, segments
+        return live_copies(merge_segments(list(segments.values()))), segments
 
     async def _stage(
         self,
         head: Head,
         etag: str | None,
-        index: dict[str, list[ActivityEntry]],
+        index: Index,
         segments: dict[str, list[ActivityEntry]],
-        rows: list[Row],
         day: dt.date,
         now_us: int,
-        withdrawn: Withdrawn,
-    ) -> tuple[Generation | None, int]:
+        planner: Planner,
+        missing: set[str],
+    ) -> tuple[Generation, Change] | None:
         token = secrets.token_hex(4)
         number = head.generation + 1
         writer = self._writer(head.unit, number, token)
         new_file = writer.add_rows("activity", day, [], 0)
-        change = plan_change(index, rows, new_file, withdrawn)
-        if not change.touched:
+        try:
+            change = await planner(index, new_file)
+        except BaseException:
             writer.abandon()
-            return None, 0
+            raise
+        if not change.touched and not missing:
+            writer.abandon()
+            return None
         writer.add_rows("activity", day, change.rows, 512 * len(change.rows))
         rewriter = Rewriter(
             self.dest,
             self._writer(head.unit, number, token + "m"),
             batch_rows=self.settings.row_group_rows,
             workdir=self.workdir,
-            mask=activity_keep_mask,
+            edit=edit_rows,
         )
         rewritten = await rewrite(
             rewriter,
             head.files,
             writer.close(),
-            change.drops,
+            change.edits,
             target_bytes=self.settings.target_file_bytes,
             fanout=self.settings.max_small_files,
+            missing=missing,
         )
         entries = remapped_entries(index, change.touched, rewritten.mapping)
         segment_key = ledger.segment_key(head.unit, number, token)
@@ -316,7 +238,6 @@ class ActivityLedger:
             retired=retired,
             lineage=[*head.lineage, token][-ledger.LINEAGE :],
         )
-        added = sum(max(0, len(group) - len(index.get(key, []))) for key, group in change.touched.items())
         generation = Generation(
             head=new_head,
             base_etag=etag,
@@ -327,8 +248,9 @@ class ActivityLedger:
             segment_lists_uploads=True,
             dropped_segments=dropped,
             expired=[item.key for item in expired],
+            discarded=sorted(missing),  # a damaged file still there (truncated, rewritten) goes too
         )
-        return generation, added
+        return generation, change
 
     def _writer(self, unit: str, generation: int, token: str) -> UnitWriter:
         return UnitWriter(
@@ -357,11 +279,9 @@ def _key(ref: FileRef) -> str:
 
 
 def remapped_entries(
-    index: dict[str, list[ActivityEntry]],
-    touched: dict[str, list[ActivityEntry]],
-    mapping: dict[str, list[str]],
+    index: Index, touched: dict[str, list[ActivityEntry]], mapping: dict[str, list[str]]
 ) -> list[ActivityEntry]:
-    """Entries of every touched identity, and of identities whose file was rewritten (now its new file)."""
+    """Copies of every touched identity, and of identities whose file was rewritten (now its new file)."""
     result = dict(touched)
     if mapping:
         for key, entries in index.items():
@@ -373,8 +293,4 @@ def remapped_entries(
                     targets = mapping[entry.file]
                     entry.file = targets[0] if targets else ""
     # An identity left with no copy is written as a tombstone, so older segments stop counting.
-    return [entry for key, entries in result.items() for entry in (entries or [_tombstone(key)])]
-
-
-def _tombstone(key: str) -> ActivityEntry:
-    return ActivityEntry(key, None, "", None, "")
+    return [entry for key, entries in result.items() for entry in (entries or [tombstone(key)])]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,8 @@ def keep_mask(data: pa.Table, drop: set[tuple[str, tuple[str, str] | None]]) -> 
 
 Mask = Callable[[pa.Table, Any], pa.Array]
 """Which rows of a batch to keep, given what must leave the file."""
+Edit = Callable[[pa.Table, Any], pa.Table]
+"""A batch as it must be after what changes in the file (rows dropped, or also edited)."""
 Transform = Callable[[str, pa.Table, tuple[str, ...]], tuple[pa.Table, tuple[str, ...]]]
 """What a rewrite does to the rows it copies (table name, rows, their policies -> rows, policies)."""
 
@@ -95,6 +97,7 @@ class Rewriter:
         batch_rows: int,
         workdir: Path,
         mask: Mask | None = None,
+        edit: Edit | None = None,
         transform: Transform | None = None,
     ) -> None:
         self.dest = dest
@@ -102,19 +105,21 @@ class Rewriter:
         self.batch_rows = batch_rows
         self.workdir = workdir
         self.mask: Mask = mask or keep_mask
+        self.edit: Edit = edit or self._filtered
         self.transform = transform
 
-    async def copy(
-        self, key: str, local: WrittenFile | None, drop: set[tuple[str, tuple[str, str] | None]]
-    ) -> list[str]:
-        """Copy `key`'s rows except `drop`; return the keys of the files they now live in."""
+    def _filtered(self, data: pa.Table, drop: Any) -> pa.Table:
+        return data.filter(self.mask(data, drop))
+
+    async def copy(self, key: str, local: WrittenFile | None, drop: Collection[Any]) -> list[str]:
+        """Copy `key`'s rows except `drop` (or as `drop` edits them); return the files they now live in."""
         if local is not None:
             return self._copy_file(key, local.path, drop)
         with tempfile.NamedTemporaryFile(dir=self.workdir, suffix=".parquet") as handle:
             await self.dest.get_file(key, Path(handle.name))
             return self._copy_file(key, Path(handle.name), drop)
 
-    def _copy_file(self, key: str, path: Path, drop: set[Any]) -> list[str]:
+    def _copy_file(self, key: str, path: Path, drop: Collection[Any]) -> list[str]:
         table_name = key.split("/", 1)[0]
         day = read_day_partition(key)
         destinations: list[str] = []
@@ -125,7 +130,7 @@ class Rewriter:
         for batch in parquet.iter_batches(batch_size=self.batch_rows):
             data = pa.Table.from_batches([batch])
             if drop:
-                data = data.filter(self.mask(data, drop))
+                data = self.edit(data, drop)
             batch_policies = policies
             if self.transform is not None and data.num_rows:
                 data, batch_policies = self.transform(table_name, data, policies)
@@ -149,7 +154,7 @@ async def rewrite(
     rewriter: Rewriter,
     committed: list[FileRef],
     new_files: list[WrittenFile],
-    removals: Mapping[str, set[Any]],
+    removals: Mapping[str, Collection[Any]],
     *,
     target_bytes: int,
     fanout: int,

@@ -31,7 +31,8 @@ import pyarrow.parquet as pq
 
 from archiver.config import Settings
 from archiver.engine import ledger
-from archiver.engine.activity import ACTIVITY_ROOT, ActivityEntry, encode_entries
+from archiver.engine.activity import ACTIVITY_ROOT
+from archiver.engine.activity_copies import ActivityEntry, encode_entries
 from archiver.engine.erasures import Counts, ErasureRecord, add_counts, erasure_of, read_log, record_key
 from archiver.engine.identity import event_identity
 from archiver.engine.index import read_index

@@ -27,13 +27,8 @@ import pyarrow as pa
 
 from archiver.config import Settings
 from archiver.engine import ledger
-from archiver.engine.activity import (
-    ACTIVITY_ROOT,
-    ActivityEntry,
-    decode_entries,
-    encode_entries,
-    remapped_entries,
-)
+from archiver.engine.activity import ACTIVITY_ROOT, remapped_entries
+from archiver.engine.activity_copies import ActivityEntry, decode_entries, encode_entries, live_copies
 from archiver.engine.commit import Committer, Generation
 from archiver.engine.compaction import Rewriter
 from archiver.engine.index import merge_segments, read_head, read_index
@@ -294,11 +289,9 @@ class UnitRewriter:
         return ledger.encode_index(entries), len(entries), []
 
     async def activity_entries(self, head: Head) -> dict[str, list[ActivityEntry]]:
-        """An activity day's live entries by identity, its segments merged."""
+        """An activity day's recorded copies (kept or spare) by identity, its segments merged."""
         segments = [decode_entries((await self.dest.get(s.key)).body) for s in head.segments]
-        merged = merge_segments(segments)
-        index = {key: [entry for entry in entries if entry.file] for key, entries in merged.items()}
-        return {key: entries for key, entries in index.items() if entries}
+        return live_copies(merge_segments(segments))
 
 
 class _Redactor(UnitRewriter):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from archiver.config import Settings
 from archiver.engine import ledger
+from archiver.engine.activity_check import ActivityCheck
 from archiver.engine.context import ProgressHook, RunContext, ledger_listings
 from archiver.engine.erasures import load_erasure
 from archiver.engine.listing import ListingOptions, SourcePlan, Window, plan_source
@@ -107,7 +108,11 @@ class Run:
             roots = [root for root in plan.roots() if self.scope.accepts_root(root)]
             self.report.days = roots
             self.report.future_days = [r for r in roots if self.watermark.is_future(r)]
+            activity = ActivityCheck(self.ctx, window, self.scope.accepts_root)
+            await activity.run()
             await self._archive(plan, roots)
+            if not self._out_of_time():
+                await activity.recheck()
             complete = self.scope.everything and self.ctx.settings.since is None
             if (
                 complete
