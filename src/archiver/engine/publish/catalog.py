@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
+from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.io.pyarrow import pyarrow_to_schema
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
@@ -118,14 +118,26 @@ def identifier(settings: Settings, table: str) -> tuple[str, str]:
 
 
 def ensure_table(catalog: Catalog, dest: ObjectStore, settings: Settings, table: str) -> Table:
-    """The table, created (with its namespace) the first time."""
+    """The table, created the first time (and its namespace, only if the catalog has none of that name).
+
+    The namespace is created only when creating the table says it is missing, so a
+    publisher allowed to create tables in one existing database (the AWS template's:
+    no `glue:CreateDatabase`) never asks for more.
+    """
     name = identifier(settings, table)
     try:
         return catalog.load_table(name)
     except NoSuchTableError:
         pass
-    with contextlib.suppress(NamespaceAlreadyExistsError):
-        catalog.create_namespace(settings.catalog_namespace)
+    try:
+        return _create_table(catalog, dest, table, name)
+    except NoSuchNamespaceError:
+        with contextlib.suppress(NamespaceAlreadyExistsError):
+            catalog.create_namespace(settings.catalog_namespace)
+    return _create_table(catalog, dest, table, name)
+
+
+def _create_table(catalog: Catalog, dest: ObjectStore, table: str, name: tuple[str, str]) -> Table:
     schema = iceberg_schema(table)
     properties = {
         **TABLE_PROPERTIES,
