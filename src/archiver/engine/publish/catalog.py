@@ -76,7 +76,10 @@ def open_catalog(dest: ObjectStore, settings: Settings) -> Catalog | None:
                 f"(PYICEBERG_CATALOG__{settings.catalog.upper()}__TYPE=glue, ... or ~/.pyiceberg.yaml)"
             )
         defaults = {key: value for key, value in file_io_properties().items() if key not in configured}
-        return load_catalog(settings.catalog, **defaults)
+        # The configuration read now is passed on whole: load_catalog alone would use the one
+        # pyiceberg read from the environment when it was first imported.
+        properties = {key: value for key, value in configured.items() if isinstance(value, str)}
+        return load_catalog(settings.catalog, **{**defaults, **properties})
     if not is_local(dest):
         return None
     from pyiceberg.catalog.sql import SqlCatalog  # SQLAlchemy: only a local DEST needs it (not Lambda)
