@@ -10,20 +10,19 @@ hold every job and line exactly once, the ledger's rows; at the end, a clean run
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import boto3.session
 import pytest
-from pyiceberg.catalog import Catalog, load_catalog
 
 from archiver.aws.handlers import publish_handler, sqs_handler
 from archiver.errors import ConfigError
 from archiver.local.moto_server import MOTO_CREDENTIALS
 from tests.functional.aws.archive import download_tree
 from tests.functional.aws.batches import batch, described_objects, failed_ids
+from tests.functional.aws.catalogs import reader, table_rows
 from tests.functional.aws.conftest import DEST_PREFIX, SOURCE_PREFIX, Deployed
 from tests.functional.aws.lambda_context import LambdaContext
 from tests.functional.aws.test_sqs_handler import in_batches
@@ -31,38 +30,6 @@ from tests.functional.engine.buckets import committed_rows
 from tests.functional.iceberg import TABLES, canonical
 from tests.functional.readback import read_rows
 from tests.unit.aws.events import load_event
-
-
-def glue_database(endpoint: str) -> str:
-    """A new Glue database on the moto server, as the stack's ArchiveDatabase."""
-    name = f"archiver_{uuid.uuid4().hex[:10]}"
-    glue: Any = boto3.session.Session(**MOTO_CREDENTIALS).client("glue", endpoint_url=endpoint)
-    glue.create_database(DatabaseInput={"Name": name})
-    return name
-
-
-@pytest.fixture
-def with_catalog(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The template's catalog settings (every function's, and the publisher's own); returns the database."""
-    database = glue_database(deployed.endpoint)
-    monkeypatch.setenv("ARCHIVER_CATALOG", "glue")
-    monkeypatch.setenv("ARCHIVER_CATALOG_NAMESPACE", database)
-    monkeypatch.setenv("PYICEBERG_CATALOG__GLUE__TYPE", "glue")
-    return database
-
-
-def reader(endpoint: str) -> Catalog:
-    """The Glue catalog as a reader opens it with pyiceberg."""
-    return load_catalog(
-        "reader",
-        type="glue",
-        **{"glue.endpoint": endpoint, "s3.endpoint": endpoint, "s3.region": "us-east-1"},
-    )
-
-
-def table_rows(catalog: Catalog, database: str, table: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = catalog.load_table((database, table)).scan().to_arrow().to_pylist()
-    return rows
 
 
 def publish() -> dict[str, Any]:
