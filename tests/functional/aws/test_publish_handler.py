@@ -26,7 +26,7 @@ from tests.functional.aws.catalogs import reader, table_rows
 from tests.functional.aws.conftest import DEST_PREFIX, SOURCE_PREFIX, Deployed
 from tests.functional.aws.lambda_context import LambdaContext
 from tests.functional.aws.test_sqs_handler import in_batches
-from tests.functional.engine.buckets import committed_rows
+from tests.functional.engine.buckets import committed_rows, heads
 from tests.functional.iceberg import TABLES, canonical
 from tests.functional.readback import read_rows
 from tests.unit.aws.events import load_event
@@ -67,6 +67,31 @@ def test_each_sqs_batch_is_in_the_tables_after_the_next_publish_every_row_once(
     # AND the next scheduled publish, with nothing new, commits nothing
     again = publish()
     assert again["commits"] == 0 and again["failures"] == [] and again["failure_count"] == 0
+
+
+def test_the_sqs_function_commits_to_the_ledger_only_and_leaves_superseded_files_to_the_publisher(
+    deployed: Deployed, with_catalog: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN the SQS function's environment in the template: the catalog named, no catalog configured
+    monkeypatch.delenv("PYICEBERG_CATALOG__GLUE__TYPE")
+    client: Any = boto3.session.Session(**MOTO_CREDENTIALS).client("s3", endpoint_url=deployed.endpoint)
+    described = described_objects(client, deployed.source_bucket, SOURCE_PREFIX)
+    # WHEN it archives every object in batches of 10, whose merges supersede earlier batches' files
+    for keys in in_batches(list(deployed.keys), 10):
+        event = batch(deployed.source_bucket, SOURCE_PREFIX, keys, described=described)
+        assert failed_ids(sqs_handler(event, LambdaContext())) == set()
+    # THEN no table was created (it never publishes), and every file it superseded is still there
+    glue: Any = boto3.session.Session(**MOTO_CREDENTIALS).client("glue", endpoint_url=deployed.endpoint)
+    assert glue.get_tables(DatabaseName=with_catalog)["TableList"] == []
+    folder = download_tree(deployed.endpoint, deployed.dest_bucket, DEST_PREFIX, tmp_path / "before")
+    retired = {item.key for head in heads(folder).values() for item in head.retired}
+    assert retired and all((folder / key).is_file() for key in retired)
+    # AND the publisher, once it runs, publishes the ledger and deletes what no snapshot ever held
+    monkeypatch.setenv("PYICEBERG_CATALOG__GLUE__TYPE", "glue")
+    assert publish()["failures"] == []
+    after = download_tree(deployed.endpoint, deployed.dest_bucket, DEST_PREFIX, tmp_path / "after")
+    assert not any((after / key).exists() for key in retired)
+    assert all(not head.retired for head in heads(after).values())
 
 
 def test_without_a_catalog_the_publisher_fails_at_once_naming_the_setting(
