@@ -1,12 +1,14 @@
 """The cost of publishing the Iceberg tables: seconds and requests of a publish after a run, and of a no-op.
 
-`publish_cost(corpus)` archives the corpus (the held-out 20k-object one in `make bench`)
-from one bucket of a moto server into another, without publishing, then times
+`publish_cost(corpus, batch)` archives the corpus (the held-out 20k-object one in `make
+bench`) from one bucket of a moto server into another, without publishing, then times
 `archiver publish` twice against a SQL catalog (SQLite in a scratch folder, tables in
 the archive bucket): the first publish registers every file, the second must commit
-nothing. Every HTTP request either publish makes (the archiver's own ledger reads and
-writes, and pyiceberg's metadata, manifests and Parquet footers) is counted where moto
-answers it, so the counts are what S3 would bill.
+nothing. With `batch` (a day of new objects, the size of one SQS batch), those objects
+are then archived and published too: the steady-state publish of the SQS path, the
+"publish" term of its freshness. Every HTTP request a publish makes (the archiver's own
+ledger reads and writes, and pyiceberg's metadata, manifests and Parquet footers) is
+counted where moto answers it, so the counts are what S3 would bill.
 """
 
 from __future__ import annotations
@@ -77,8 +79,9 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def publish_cost(corpus: Path) -> dict[str, Any]:
-    """Seconds and requests (by HTTP method) of a publish after archiving `corpus`, and of a no-op publish."""
+def publish_cost(corpus: Path, batch: Path | None = None) -> dict[str, Any]:
+    """Seconds and requests (by HTTP method) of a publish after archiving `corpus`, of a no-op publish,
+    and (with `batch`) of a publish after archiving `batch` on top."""
     with (
         tempfile.TemporaryDirectory(prefix="archiver-bench-publish-") as scratch,
         RequestCounter().installed() as proxy,
@@ -104,11 +107,19 @@ def publish_cost(corpus: Path) -> dict[str, Any]:
             proxy.take()
             first = _timed_publish(settings, proxy)
             noop = _timed_publish(settings, proxy)
+            after_batch: dict[str, Any] = {}
+            if batch is not None:
+                after_batch["objects"] = upload_tree(moto, SOURCE, batch)
+                # with the catalog named, as a unit worker of a deployment with tables runs
+                after_batch["files"] = asyncio.run(_archive(settings)).files_written
+                proxy.take()
+                after_batch.update(_timed_publish(settings, proxy))
     return {
         "objects": objects,
         "files": run.files_written,
         "publish": first,
         "noop_publish": noop,
+        **({"batch_publish": after_batch} if after_batch else {}),
     }
 
 
@@ -141,4 +152,8 @@ if __name__ == "__main__":
     import json
     import sys
 
-    print(json.dumps(publish_cost(Path(sys.argv[1])), indent=2))
+    print(
+        json.dumps(
+            publish_cost(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else None), indent=2
+        )
+    )

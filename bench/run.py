@@ -8,7 +8,8 @@ Corpora are cached under bench/out/ (a `<name>.stamp.json` beside each records w
 
     python bench/run.py                 # everything (about 15 minutes on 2 cores, +5 the first time)
     python bench/run.py --million       # also a 1,000,000-job day in the scaling section (+30 min)
-    python bench/run.py --only heldout  # one section: heldout, synth, moto, memory, scaling, incremental
+    python bench/run.py --only heldout  # one section: heldout, synth, moto, memory, scaling, incremental,
+                                        # cost, publish
     python bench/run.py --profile       # cProfile one archiver run on the held-out corpus; print hotspots
     python bench/run.py --memprofile corpus-big   # where the archiver's Python heap peaks
 """
@@ -45,10 +46,12 @@ from scaling import scaling_section
 from sections import local_incremental_section, local_section, memory_section, moto_section
 from summary import render, table, targets
 
-SECTIONS = ("heldout", "synth", "moto", "memory", "scaling", "incremental", "cost")
+SECTIONS = ("heldout", "synth", "moto", "memory", "scaling", "incremental", "cost", "publish")
 
 COST_SHAPE = {"recipes": 480, "workspaces": 8, "world_seed": 20}
 """The cost corpora's world: 8 workspaces x 60 recipes, busy in a skewed way (issue 15)."""
+PUBLISH_BATCH = 1_000
+"""Objects of the batch published on top of the held-out run: one full SQS batch (the template's maximum)."""
 
 
 def profile(corpus: dict[str, Any], top: int, workers: int | None) -> None:
@@ -187,6 +190,23 @@ def _cost(args: argparse.Namespace, corpus: Any) -> dict[str, Any]:
     return cost_section(corpora, args.cost_baseline or None)
 
 
+def _publish(args: argparse.Namespace, corpus: Any) -> dict[str, Any]:
+    """Issue 14's publish cost: after a run over the held-out corpus, a no-op, after one SQS-sized batch."""
+    from publish import publish_cost
+
+    held = corpus("corpus-heldout", jobs=args.heldout_objects, seed=args.seed + 4, kind="heldout")
+    batch = corpus(
+        "corpus-publish-batch",
+        jobs=PUBLISH_BATCH,
+        seed=args.seed + 30,
+        start=START + dt.timedelta(days=DAYS),
+        days=1,
+        kind="heldout",
+    )
+    log(f"publish: Iceberg tables over {held['objects']:,} objects on moto, then {batch['objects']:,} more")
+    return publish_cost(Path(held["path"]), Path(batch["path"]))
+
+
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -286,6 +306,8 @@ def _main(argv: list[str] | None) -> int:
             results["incremental"] = incremental
         if "cost" in wanted:
             results["cost"] = _cost(args, corpus)
+        if "publish" in wanted:
+            results["publish"] = _publish(args, corpus)
         if "scaling" in wanted:  # last: gigabytes of files push the other corpora out of the page cache
             sizes = sorted(set(args.scale_jobs + ([1_000_000] if args.million else [])))
             days = {

@@ -6,6 +6,9 @@ import json
 from typing import Any
 
 MB = 1_000_000
+PUBLISH_BATCH_SECONDS = 60
+"""A publish of one SQS batch fits the minute the template's 5-minute freshness leaves to archiving and
+publishing (batching window 120 s + schedule period 60 s + this)."""
 PEAK_LIMIT_MB = 512
 PEAK_GROWTH = 1.25
 ADD_BYTES_LIMIT = 4 * MB
@@ -354,8 +357,74 @@ def render(results: dict[str, Any]) -> str:
         from cost import cost_tables
 
         out.extend(cost_tables(results["cost"]))
+    if results.get("publish"):
+        out.append(_publish_table(results["publish"]))
     out.append(render_targets(results["targets"]))
     return "\n".join(out)
+
+
+PUBLISH_STEPS = (
+    ("publish", "publish after the run"),
+    ("noop_publish", "no-op publish"),
+    ("batch_publish", "publish after one more batch"),
+)
+
+
+def _publish_table(publish: dict[str, Any]) -> str:
+    rows = []
+    for step, label in PUBLISH_STEPS:
+        figure = publish.get(step)
+        if not figure:
+            continue
+        requests = figure["requests"]
+        rows.append(
+            (
+                label,
+                f"{figure['seconds']:.2f}",
+                str(figure["commits"]),
+                f"{figure['files_added']:,}",
+                *(str(requests.get(method, 0)) for method in ("GET", "HEAD", "PUT", "POST", "DELETE")),
+                f"{figure['requests_total']:,}",
+            )
+        )
+    batch = publish.get("batch_publish") or {}
+    return table(
+        f"Publish: Iceberg tables (SQL catalog, tables in the archive bucket on moto) over "
+        f"{publish['objects']:,} objects ({publish['files']:,} files)"
+        + (f", then {batch['objects']:,} more ({batch['files']:,} files)" if batch else ""),
+        rows,
+        ("step", "s", "commits", "files added", "GET", "HEAD", "PUT", "POST", "DELETE", "requests"),
+    )
+
+
+def _publish_targets(publish: dict[str, Any]) -> list[dict[str, Any]]:
+    noop = publish["noop_publish"]
+    first = publish["publish"]
+    writes = sum(noop["requests"].get(method, 0) for method in ("PUT", "POST", "DELETE"))
+    rows = [
+        target_row(
+            "publish after the run: tables failed",
+            len(first["failures"]),
+            0,
+            "==",
+            str(len(first["failures"])),
+        ),
+        target_row("no-op publish: commits", noop["commits"], 0, "==", str(noop["commits"])),
+        target_row("no-op publish: PUT/POST/DELETE requests", writes, 0, "==", str(writes)),
+    ]
+    batch = publish.get("batch_publish")
+    if batch:
+        seconds = batch["seconds"]
+        rows.append(
+            target_row(
+                f"publish after a batch of {batch['objects']:,}: seconds",
+                seconds,
+                PUBLISH_BATCH_SECONDS,
+                "<=",
+                f"{seconds:.1f}",
+            )
+        )
+    return rows
 
 
 def render_targets(rows: list[dict[str, Any]]) -> str:
@@ -510,6 +579,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         from cost import cost_targets
 
         rows.extend(cost_targets(results["cost"]))
+    if results.get("publish"):
+        rows.extend(_publish_targets(results["publish"]))
     for label, figures in results.get("incremental", {}).items():
         gets = (figures["new_day"].get("source_requests") or {}).get("get")
         new = figures["new_objects"]

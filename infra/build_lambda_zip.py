@@ -10,13 +10,18 @@ can be x86. What goes in, and why:
 
 - the core install (`[project] dependencies`) plus the `[aws]` extra, minus moto
   (a test and replay server, far too big for a function and never imported by it);
+- pyiceberg with its `glue` extra only: `sql-sqlite` (SQLAlchemy and greenlet) serves the
+  embedded SQLite catalog of a local DEST, which a function never opens (it is imported only
+  there), so Lambda gets pyiceberg's Glue catalog and its core;
 - boto3/botocore ARE bundled, not left to the runtime: aiobotocore pins botocore to a
   narrow range (2.25.1 wants >=1.40.46,<1.40.62) because it patches botocore's
   internals, and the runtime's own botocore is whatever AWS last shipped, so leaning on
   it would break on a runtime update. /var/task comes first on sys.path, so the bundled
   copy is the one imported;
 - stripped: __pycache__ and .pyc, test suites, C/C++ headers and Cython sources,
-  console scripts. dist-info folders stay (importlib.metadata reads them).
+  console scripts, and code no function imports (STRIP_PATHS: zstandard's cffi backend,
+  which CPython never loads, and the Hive metastore client of pyiceberg's Hive catalog).
+  dist-info folders stay (importlib.metadata reads them).
 
 The build fails when the unzipped size exceeds Lambda's 250 MB limit, or when
 pyarrow's native library has no zstd codec (the archive is zstd-compressed Parquet;
@@ -43,8 +48,13 @@ PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 newer pyarrow releases ship aarch64 wheels only for 2_28, and without it pip falls back to an old pyarrow."""
 EXCLUDED = {"moto"}
 """Distributions never shipped to Lambda, even while the core dependencies still list them."""
+LAMBDA_EXTRAS = {"pyiceberg": "glue"}
+"""The extras of a dependency Lambda needs, in place of those the core install asks for."""
 STRIP_DIRS = {"__pycache__", "tests", "test", "include", "benchmarks"}
 STRIP_SUFFIXES = {".pyc", ".pyo", ".pyx", ".pxd", ".pxi", ".h", ".hpp", ".c", ".cc", ".cpp"}
+STRIP_PATHS = ("zstandard/_cffi.*", "zstandard/backend_cffi.py", "hive_metastore", "fb303")
+"""Globs (from the package root) of code no function imports: zstandard loads its C backend on
+CPython; hive_metastore and fb303 serve pyiceberg's Hive catalog only."""
 ZSTD_MARKER = b"ZSTD_compressStream2"
 
 
@@ -52,7 +62,15 @@ def requirements() -> list[str]:
     """The core dependencies plus the [aws] extra, without EXCLUDED."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = [*project["dependencies"], *project["optional-dependencies"]["aws"]]
-    return [spec for spec in wanted if _name(spec) not in EXCLUDED]
+    return [_lambda_extras(spec) for spec in wanted if _name(spec) not in EXCLUDED]
+
+
+def _lambda_extras(spec: str) -> str:
+    """`spec` with only the extras Lambda needs (LAMBDA_EXTRAS), its version bounds kept."""
+    name = _name(spec)
+    if name not in LAMBDA_EXTRAS:
+        return spec
+    return re.sub(r"^[A-Za-z0-9._-]+(\[[^\]]*\])?", f"{name}[{LAMBDA_EXTRAS[name]}]", spec)
 
 
 def _name(spec: str) -> str:
@@ -103,6 +121,12 @@ target_sizes: dict[str, int] = {}
 
 def strip(target: Path) -> None:
     shutil.rmtree(target / "bin", ignore_errors=True)
+    for pattern in STRIP_PATHS:
+        for path in target.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     for folder, dirs, files in os.walk(target, topdown=True):
         for name in [d for d in dirs if d in STRIP_DIRS]:
             shutil.rmtree(Path(folder, name))

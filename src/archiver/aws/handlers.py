@@ -1,4 +1,5 @@
-"""Lambda entry points: `sqs_handler`, `schedule_handler`, `task_handler`, `activity_handler`.
+"""Lambda entry points: `sqs_handler`, `schedule_handler`, `task_handler`, `activity_handler`,
+`publish_handler`.
 
 Each parses its event, runs the engine through the cached runtime of this execution
 environment, and turns the result into its answer. Logs are Powertools' structured
@@ -20,6 +21,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from archiver.aws.activity import run_scheduled_pull
+from archiver.aws.publisher import files_changed, parse_publish, publish_summary, run_publish
 from archiver.aws.runtime import current_runtime
 from archiver.aws.schedule import run_schedule, scheduled_time
 from archiver.aws.sqs_batch import handle_batch
@@ -112,6 +114,38 @@ def activity_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.add_metric("ActivityUnknownEvents", MetricUnit.Count, summary["unknown_events"])
     metrics.add_metric("ActivityIncomplete", MetricUnit.Count, 0 if summary["complete"] else 1)
     logger.info("activity pulled", extra={"summary": summary})
+    return summary
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def publish_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Scheduled, and after a backfill's map: bring the Iceberg tables to the ledger's state.
+
+    Raises when the catalog or the archive cannot be reached, or on bad settings (the
+    invocation fails visibly; the next scheduled one tries again); a table that kept losing
+    to rival commits is in the answer's `failures`. Either way `PublishFailures` counts it,
+    and `PublishesSucceeded` is 1 only for a publish that brought every table up to date.
+    """
+    parse_publish(event)
+    try:
+        report = run_publish(current_runtime())
+    except ArchiverError as error:
+        metrics.add_metric("PublishFailures", MetricUnit.Count, 1)
+        metrics.add_metric("PublishesSucceeded", MetricUnit.Count, 0)
+        logger.error("publish failed", extra={"error": type(error).__name__, "detail": str(error)})
+        raise
+    summary = publish_summary(report)
+    failed = len(report.failures)
+    metrics.add_metric("PublishFailures", MetricUnit.Count, failed)
+    metrics.add_metric("PublishesSucceeded", MetricUnit.Count, 0 if failed else 1)
+    metrics.add_metric("PublishCommits", MetricUnit.Count, report.commits)
+    metrics.add_metric("PublishCommitConflicts", MetricUnit.Count, report.commit_conflicts)
+    metrics.add_metric("PublishSeconds", MetricUnit.Seconds, report.seconds)
+    added, removed = files_changed(report)
+    metrics.add_metric("PublishFilesAdded", MetricUnit.Count, added)
+    metrics.add_metric("PublishFilesRemoved", MetricUnit.Count, removed)
+    (logger.warning if failed else logger.info)("publish finished", extra={"summary": summary})
     return summary
 
 

@@ -17,6 +17,7 @@ from archiver.engine import api
 from archiver.local.moto_server import create_bucket, upload_tree
 from archiver.local.synth import CorpusSummary, write_corpus
 from tests.functional.aws.archive import download_tree
+from tests.functional.aws.catalogs import configure_catalog
 
 START = dt.date(2024, 8, 30)
 DAYS = 6
@@ -93,3 +94,9 @@ def clean_archive(deployed: Deployed, tmp_path: Path) -> Path:
 
     asyncio.run(run())
     return download_tree(deployed.endpoint, bucket, "", tmp_path / "clean")
+
+
+@pytest.fixture
+def with_catalog(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The deployment with the template's Glue catalog settings (see `catalogs`); returns its database."""
+    return configure_catalog(deployed.endpoint, monkeypatch)

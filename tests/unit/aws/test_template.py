@@ -1,23 +1,25 @@
-"""The SAM template agrees with the code: Glue columns with schema.py, task inputs with task_handler,
-every function's handler and environment with archiver.aws."""
+"""The SAM template agrees with the code: task inputs with task_handler, publish events with
+publish_handler, every function's handler and environment with archiver.aws, and only the publisher
+may commit to the Iceberg tables."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
+from pyiceberg.utils.config import Config
 
 from archiver.aws import handlers
 from archiver.aws.activity import activity_config_from_env, check_base_url
 from archiver.aws.deployment import deployment_from_env
+from archiver.aws.publisher import parse_publish
 from archiver.aws.schedule import scheduled_time
 from archiver.aws.tasks import parse_task
-from archiver.formats.schema import PARTITIONED_TABLES, TABLES
 from tests.functional.aws.batches import record_for
 from tests.unit.aws.events import load_event
 from tests.unit.aws.template import (
@@ -30,51 +32,39 @@ from tests.unit.aws.template import (
 )
 from tests.unit.aws.test_metrics import emitted
 
-GLUE_TYPES = {
-    pa.string(): "string",
-    pa.int64(): "bigint",
-    pa.float64(): "double",
-    pa.bool_(): "boolean",
-    pa.timestamp("us", tz="UTC"): "timestamp",
-}
-GLUE_TABLES = {
-    "jobs": "JobsTable",
-    "job_lines": "JobLinesTable",
-    "activity": "ActivityTable",
-    "quarantine": "QuarantineTable",
-}
+
+def test_the_tables_are_left_to_the_publisher_in_the_database_it_publishes_to() -> None:
+    # GIVEN the template's resources and the environment every function gets
+    resources = load_template()["Resources"]
+    # THEN no Glue table is declared (the publisher creates the Iceberg tables on its first run)
+    assert [name for name, r in resources.items() if r["Type"] == "AWS::Glue::Table"] == []
+    assert resources["ArchiveDatabase"]["Type"] == "AWS::Glue::Database"
+    # AND every function's namespace is that database, which the publisher may create tables in
+    for name in functions():
+        variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+        assert variables["ARCHIVER_CATALOG_NAMESPACE"] == {"Ref": "ArchiveDatabase"}, name
+    assert function_environment("PublishFunction")["ARCHIVER_CATALOG_NAMESPACE"] == "archiver_stack"
 
 
-@pytest.mark.parametrize("table", sorted(TABLES))
-def test_glue_columns_match_the_arrow_schema(table: str) -> None:
-    # GIVEN the template's Glue table and schema.py's Arrow schema of the same table
-    resource = load_template()["Resources"][GLUE_TABLES[table]]["Properties"]["TableInput"]
-    columns = [(column["Name"], column["Type"]) for column in resource["StorageDescriptor"]["Columns"]]
-    # THEN the same columns in the same order, with the Glue type of each Arrow type
-    expected = [(field.name, GLUE_TYPES[field.type]) for field in TABLES[table]]
-    assert columns == expected
-    assert resource["Name"] == table
-    assert resource["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
+def named_queries() -> dict[str, str]:
+    resources = load_template()["Resources"]
+    return {
+        r["Properties"]["Name"]: r["Properties"]["QueryString"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Athena::NamedQuery"
+    }
 
 
-@pytest.mark.parametrize("table", PARTITIONED_TABLES)
-def test_partitioned_tables_project_the_date_folders(table: str) -> None:
-    resource = load_template()["Resources"][GLUE_TABLES[table]]["Properties"]["TableInput"]
-    assert resource["PartitionKeys"] == [{"Name": "date", "Type": "string"}]
-    parameters = resource["Parameters"]
-    assert parameters["projection.enabled"] == "true"
-    assert parameters["projection.date.format"] == "yyyy-MM-dd"
-    # The location template names the hive folder, `date=${date}` ("${!date}" escapes Fn::Sub)
-    template = parameters["storage.location.template"]["Fn::Sub"][0]
-    assert template.endswith(f"{table}/date=${{!date}}/")
-
-
-def test_named_queries_quote_the_reserved_date_column() -> None:
-    resources = load_template()["Resources"].values()
-    queries = [r["Properties"]["QueryString"] for r in resources if r["Type"] == "AWS::Athena::NamedQuery"]
-    assert len(queries) == 3
-    for query in queries:
-        assert " date " not in query.replace('"date"', "")
+def test_named_queries_read_the_iceberg_tables_by_partition_date_and_one_travels_in_time() -> None:
+    queries = named_queries()
+    assert len(queries) == 4
+    for query in queries.values():
+        # the Hive tables' `date` folder key is no column of the Iceberg tables
+        assert '"date"' not in query and " date " not in query.lower().replace("date '", "")
+    dated = [query for query in queries.values() if "FROM quarantine" not in query]
+    assert all("partition_date" in query for query in dated)
+    travelling = [query for query in queries.values() if "FOR TIMESTAMP AS OF" in query]
+    assert len(travelling) == 1
 
 
 def test_every_task_input_the_state_machine_sends_is_one_task_handler_accepts() -> None:
@@ -93,7 +83,7 @@ def test_every_task_input_the_state_machine_sends_is_one_task_handler_accepts() 
     lambda_tasks = {
         name: state
         for name, state in states.items()
-        if state.get("Resource") == "arn:aws:states:::lambda:invoke"
+        if state.get("Resource") == "arn:aws:states:::lambda:invoke" and name != "Publish"
     }
     # WHEN every Lambda task's Payload is filled in as Step Functions would
     payloads = {}
@@ -106,6 +96,34 @@ def test_every_task_input_the_state_machine_sends_is_one_task_handler_accepts() 
     actions = {name: parse_task(payload).action for name, payload in payloads.items()}
     assert actions == {"Plan": "plan", "ArchiveUnit": "compact", "Verify": "verify"}
     assert parse_task(payloads["ArchiveUnit"]).unit == "day=2024-09-01"
+
+
+def test_the_backfill_publishes_after_its_map_and_verifies_whatever_the_publish_did() -> None:
+    # GIVEN the backfill definition
+    states = definition()["States"]
+    publish = states["Publish"]
+    # THEN the map goes on to Publish, which invokes the publisher with an event it accepts
+    assert states["ArchiveUnits"]["Next"] == "Publish"
+    assert publish["Parameters"]["FunctionName"] == "${PublishFunctionArn}"
+    substitutions = load_template()["Resources"]["BackfillStateMachine"]["Properties"][
+        "DefinitionSubstitutions"
+    ]
+    assert substitutions["PublishFunctionArn"] == {"Fn::GetAtt": ["PublishFunction", "Arn"]}
+    payload = resolve(publish["Parameters"], {})["Payload"]
+    parse_publish(payload)
+    assert payload == load_event("sfn_publish.json")
+    # AND verify follows it, and follows it too when the publish fails (the scheduled publisher catches up)
+    assert publish["Next"] == "Verify"
+    assert publish["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.publish_error", "Next": "Verify"}
+    ]
+    # AND a publish throttled behind the scheduled one waits for it
+    throttled = next(r for r in publish["Retry"] if r["ErrorEquals"] == ["Lambda.TooManyRequestsException"])
+    assert throttled["IntervalSeconds"] * throttled["MaxAttempts"] >= 600
+    # AND the state machine may invoke the publisher
+    role = load_template()["Resources"]["BackfillStateMachineRole"]["Properties"]["Policies"][0]
+    statements = {st["Sid"]: st for st in role["PolicyDocument"]["Statement"]}
+    assert statements["InvokePublishFunction"]["Resource"][0] == {"Fn::GetAtt": ["PublishFunction", "Arn"]}
 
 
 def test_the_distributed_map_reads_the_plans_manifest_and_is_bounded() -> None:
@@ -176,6 +194,7 @@ HANDLERS = {
     "NightlyFunction": "schedule_handler",
     "BackfillFunction": "task_handler",
     "ActivityFunction": "activity_handler",
+    "PublishFunction": "publish_handler",
 }
 
 
@@ -187,7 +206,12 @@ def functions() -> dict[str, dict[str, Any]]:
 def function_environment(name: str, **parameters: Any) -> dict[str, str]:
     """The environment CloudFormation gives one function: Globals and its own, parameters filled in."""
     template = load_template()
-    refs = {**parameter_defaults(), "SourceBucketName": "workato-logs", "ArchiveBucket": "stack-archive-1"}
+    refs = {
+        **parameter_defaults(),
+        "SourceBucketName": "workato-logs",
+        "ArchiveBucket": "stack-archive-1",
+        "ArchiveDatabase": "archiver_stack",
+    }
     refs.update(parameters)
     conditions = {
         "CreateArchiveBucket": refs["ArchiveBucketName"] == "",
@@ -218,7 +242,7 @@ def test_every_scheduled_input_carries_the_time_the_handlers_read() -> None:
         for event in function["Properties"].get("Events", {}).values()
         if event["Type"] == "ScheduleV2"
     }
-    assert set(inputs) == {"NightlyFunction", "ActivityFunction"}
+    assert set(inputs) == {"NightlyFunction", "ActivityFunction", "PublishFunction"}
     fallback = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
     for text in inputs.values():
         event = json.loads(text.replace("<aws.scheduler.scheduled-time>", "2025-06-10T12:00:00Z"))
@@ -229,9 +253,17 @@ def test_every_scheduled_input_carries_the_time_the_handlers_read() -> None:
         "<aws.scheduler.scheduled-time>", "2025-06-10T12:00:00Z"
     )
     assert json.loads(activity_input) == load_event("scheduler_activity.json")
+    # AND the publisher accepts its own, which tests/events holds too
+    publish_input = json.loads(
+        inputs["PublishFunction"].replace("<aws.scheduler.scheduled-time>", "2025-06-10T12:00:00Z")
+    )
+    parse_publish(publish_input)
+    assert publish_input == load_event("scheduler_publish.json")
 
 
-@pytest.mark.parametrize("name", ["ObjectsFunction", "NightlyFunction", "BackfillFunction"])
+@pytest.mark.parametrize(
+    "name", ["ObjectsFunction", "NightlyFunction", "BackfillFunction", "PublishFunction"]
+)
 def test_the_archiving_functions_environment_is_one_their_handlers_accept(name: str) -> None:
     deployment = deployment_from_env(function_environment(name))
     assert deployment.source.url == "s3://workato-logs/"
@@ -378,7 +410,7 @@ POLICY_READER = {"Fn::If": ["HasPolicySettings", {"Ref": "PolicyReaderPolicy"}, 
 KEY_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:archiver/policy-key-AbC123"
 
 
-@pytest.mark.parametrize("name", sorted(HANDLERS))
+@pytest.mark.parametrize("name", sorted(name for name in HANDLERS if name != "PublishFunction"))
 def test_every_function_is_told_the_policy_and_its_key_and_may_read_only_those(name: str) -> None:
     # GIVEN a function's environment with a policy object and a key secret
     environ = function_environment(
@@ -392,6 +424,18 @@ def test_every_function_is_told_the_policy_and_its_key_and_may_read_only_those(n
     assert (environ["ARCHIVER_POLICY"], environ["ARCHIVER_POLICY_KEY_SECRET"]) == ("", "")
     # AND the function carries the policy reader when either is given
     assert POLICY_READER in functions()[name]["Properties"]["Policies"]
+
+
+def test_the_publisher_writes_no_rows_and_is_given_neither_the_policy_nor_its_key() -> None:
+    # GIVEN the publisher's environment in a stack with a policy object and a key secret
+    environ = function_environment(
+        "PublishFunction",
+        PolicyLocation="s3://config-bucket/archiver/policy.toml",
+        PolicyKeySecretArn=KEY_SECRET_ARN,
+    )
+    # THEN it loads neither, and may read neither
+    assert (environ["ARCHIVER_POLICY"], environ["ARCHIVER_POLICY_KEY_SECRET"]) == ("", "")
+    assert POLICY_READER not in functions()["PublishFunction"]["Properties"]["Policies"]
 
 
 def test_the_policy_reader_grants_the_one_object_and_the_one_secret() -> None:
@@ -435,3 +479,147 @@ def test_the_policy_location_parameter_takes_one_s3_object(location: str, allowe
     assert bool(re.fullmatch(pattern, location)) is allowed
     key_pattern = load_template()["Parameters"]["PolicyKeySecretArn"]["AllowedPattern"]
     assert re.fullmatch(key_pattern, KEY_SECRET_ARN) and not re.fullmatch(key_pattern, "archiver/policy-key")
+
+
+# --- the Iceberg publisher -------------------------------------------------------------
+
+GLUE_WRITES = ("glue:CreateTable", "glue:UpdateTable", "glue:DeleteTable", "glue:CreateDatabase", "glue:*")
+
+
+def statements(function: dict[str, Any]) -> list[dict[str, Any]]:
+    """The inline policy statements of a function (managed policies are referenced, and hold no Glue)."""
+    found = []
+    for policy in function["Properties"].get("Policies", []):
+        if isinstance(policy, dict) and "Statement" in policy:
+            found.extend(policy["Statement"])
+    return found
+
+
+def actions(statement: dict[str, Any]) -> list[str]:
+    action = statement.get("Action", [])
+    return [action] if isinstance(action, str) else list(action)
+
+
+def test_only_the_publisher_may_write_to_the_glue_catalog() -> None:
+    # GIVEN every function, every managed policy and role of the template
+    resources = load_template()["Resources"]
+    granting = {
+        name
+        for name, resource in resources.items()
+        if any(
+            action.startswith("glue:") and action in GLUE_WRITES
+            for statement in statements(resource) + _policy_statements(resource)
+            for action in actions(statement)
+        )
+    }
+    # THEN the publisher, and nothing else, may create or update Glue tables
+    assert granting == {"PublishFunction"}
+
+
+def _policy_statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    properties = resource.get("Properties", {})
+    found = list(properties.get("PolicyDocument", {}).get("Statement", []))
+    for policy in properties.get("Policies", []):
+        if isinstance(policy, dict) and "PolicyDocument" in policy:
+            found.extend(policy["PolicyDocument"]["Statement"])
+    return found
+
+
+def test_the_publisher_may_publish_the_databases_tables_and_nothing_more() -> None:
+    function = functions()["PublishFunction"]
+    properties = function["Properties"]
+    # GIVEN its policies: the archive writer's, and one Glue statement
+    writer, _inline = properties["Policies"]
+    assert writer == {"Ref": "ArchiveWriterPolicy"}
+    (glue,) = statements(function)
+    # THEN what pyiceberg's Glue catalog calls to load, create and commit tables, on that database only
+    assert sorted(actions(glue)) == [
+        "glue:CreateTable",
+        "glue:GetDatabase",
+        "glue:GetTable",
+        "glue:UpdateTable",
+    ]
+    arns = [resource["Fn::Sub"] for resource in glue["Resource"]]
+    prefix = "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:"
+    assert arns == [
+        prefix + "catalog",
+        prefix + "database/${ArchiveDatabase}",
+        prefix + "table/${ArchiveDatabase}/*",
+    ]
+    # AND it reads no source: the SourceReaderPolicy is not its
+    assert {"Ref": "SourceReaderPolicy"} not in properties["Policies"]
+
+
+def test_one_publisher_at_a_time_on_a_short_schedule_with_its_own_log_group() -> None:
+    properties = functions()["PublishFunction"]["Properties"]
+    assert properties["ReservedConcurrentExecutions"] == 1
+    assert properties["LoggingConfig"] == {"LogGroup": {"Ref": "PublishLogGroup"}}
+    schedule = properties["Events"]["Schedule"]
+    assert schedule["Type"] == "ScheduleV2"
+    assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "PublishScheduleExpression"}
+    assert properties["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+    pattern = load_template()["Parameters"]["PublishScheduleExpression"]["AllowedPattern"]
+    for expression, allowed in (
+        ("rate(1 minute)", True),
+        ("rate(5 minutes)", True),
+        ("rate(1 minutes)", False),
+        ("rate(2 minute)", False),
+        ("cron(* * * * ? *)", False),
+    ):
+        assert bool(re.fullmatch(pattern, expression)) is allowed, expression
+
+
+@pytest.mark.parametrize("name", [name for name in HANDLERS if name != "PublishFunction"])
+def test_the_unit_workers_know_the_archive_has_tables_but_have_no_catalog_to_commit_to(name: str) -> None:
+    # GIVEN the environment of a function that archives (commits to the ledger)
+    environ = function_environment(name, WorkatoApiTokenSecretArn=SECRET_ARN)
+    # THEN its settings name the catalog, so its commits leave superseded files to the publisher
+    assert deployment_from_env(environ).settings.catalog == "glue"
+    # AND pyiceberg is given no catalog in it (a publish there would stop at a ConfigError)
+    assert not [key for key in environ if key.upper().startswith("PYICEBERG_")]
+
+
+def test_the_publishers_environment_configures_the_glue_catalog_pyiceberg_loads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the publisher's environment (Lambda adds the region and credentials)
+    environ = function_environment("PublishFunction")
+    for key in [key for key in os.environ if key.upper().startswith("PYICEBERG_")]:
+        monkeypatch.delenv(key)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    # THEN the catalog ARCHIVER_CATALOG names is a Glue catalog, configured by the environment alone
+    settings = deployment_from_env(environ).settings
+    assert settings.catalog == "glue" and settings.catalog_namespace == "archiver_stack"
+    assert Config().get_catalog_config(settings.catalog) == {"type": "glue"}
+
+
+def test_the_default_freshness_fits_the_target_with_a_minute_to_archive_and_publish() -> None:
+    # GIVEN the defaults: batching window, the publish schedule's period, and the freshness target
+    defaults = parameter_defaults()
+    window = int(defaults["QueueBatchingWindowSeconds"])
+    match = re.fullmatch(r"rate\((\d+) minutes?\)", defaults["PublishScheduleExpression"])
+    assert match
+    period = int(match.group(1)) * 60
+    target = int(defaults["FreshnessTargetSeconds"])
+    # THEN window + period leaves at least a minute of the 5-minute target for archiving a batch and a
+    # publish (seconds each: see the README's freshness paragraph)
+    assert target == 300
+    assert window + period + 60 <= target
+    # AND the lag alarm watches for successful publishes over that target
+    alarm = load_template()["Resources"]["PublishLagAlarm"]["Properties"]
+    assert alarm["MetricName"] == "PublishesSucceeded" and alarm["Period"] == {
+        "Ref": "FreshnessTargetSeconds"
+    }
+    assert alarm["ComparisonOperator"] == "LessThanThreshold" and alarm["Threshold"] == 1
+    assert alarm["TreatMissingData"] == "breaching"
+
+
+def test_the_publish_failure_alarm_counts_reported_failures_and_failed_invocations() -> None:
+    alarm = load_template()["Resources"]["PublishFailedAlarm"]["Properties"]
+    metrics = {metric["Id"]: metric for metric in alarm["Metrics"]}
+    assert metrics["reported"]["MetricStat"]["Metric"]["MetricName"] == "PublishFailures"
+    assert metrics["errors"]["MetricStat"]["Metric"]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": "PublishFunction"}}
+    ]
+    assert '"PublishFailures"' in Path(handlers.__file__).read_text()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
+from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.io.pyarrow import pyarrow_to_schema
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
@@ -76,7 +76,10 @@ def open_catalog(dest: ObjectStore, settings: Settings) -> Catalog | None:
                 f"(PYICEBERG_CATALOG__{settings.catalog.upper()}__TYPE=glue, ... or ~/.pyiceberg.yaml)"
             )
         defaults = {key: value for key, value in file_io_properties().items() if key not in configured}
-        return load_catalog(settings.catalog, **defaults)
+        # The configuration read now is passed on whole: load_catalog alone would use the one
+        # pyiceberg read from the environment when it was first imported.
+        properties = {key: value for key, value in configured.items() if isinstance(value, str)}
+        return load_catalog(settings.catalog, **{**defaults, **properties})
     if not is_local(dest):
         return None
     from pyiceberg.catalog.sql import SqlCatalog  # SQLAlchemy: only a local DEST needs it (not Lambda)
@@ -118,14 +121,26 @@ def identifier(settings: Settings, table: str) -> tuple[str, str]:
 
 
 def ensure_table(catalog: Catalog, dest: ObjectStore, settings: Settings, table: str) -> Table:
-    """The table, created (with its namespace) the first time."""
+    """The table, created the first time (and its namespace, only if the catalog has none of that name).
+
+    The namespace is created only when creating the table says it is missing, so a
+    publisher allowed to create tables in one existing database (the AWS template's:
+    no `glue:CreateDatabase`) never asks for more.
+    """
     name = identifier(settings, table)
     try:
         return catalog.load_table(name)
     except NoSuchTableError:
         pass
-    with contextlib.suppress(NamespaceAlreadyExistsError):
-        catalog.create_namespace(settings.catalog_namespace)
+    try:
+        return _create_table(catalog, dest, table, name)
+    except NoSuchNamespaceError:
+        with contextlib.suppress(NamespaceAlreadyExistsError):
+            catalog.create_namespace(settings.catalog_namespace)
+    return _create_table(catalog, dest, table, name)
+
+
+def _create_table(catalog: Catalog, dest: ObjectStore, table: str, name: tuple[str, str]) -> Table:
     schema = iceberg_schema(table)
     properties = {
         **TABLE_PROPERTIES,
