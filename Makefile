@@ -32,8 +32,10 @@ $(INFRA_STAMP):
 demo: $(STAMP)
 	$(BIN)/archiver demo
 
+# pytest-xdist: one test process per CPU (`-n auto`); a worker that finishes early takes queued
+# tests from the others (worksteal), so the slow Lambda-sandbox and crash tests do not end last.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
