@@ -88,6 +88,16 @@ async def _absent_or_damaged(dest: ObjectStore, tree: UnitTree) -> set[str]:
     return missing | damaged
 
 
+def data_prefixes(root: str) -> list[str]:
+    """Where a root's own data files are: its day's jobs and lines, its quarantine files."""
+    owner = unit_owner(root)
+    day = unit_day(root)
+    prefixes = [f"quarantine/{owner}"]
+    if day is not None:
+        prefixes += [f"jobs/date={day.isoformat()}/", f"job_lines/date={day.isoformat()}/"]
+    return prefixes
+
+
 async def load_tree(dest: ObjectStore, root: str, units: list[str]) -> UnitTree:
     """The heads of a root's units (named by the ledger listing) and the folders sealed units keep."""
     tree = UnitTree(root)
@@ -181,26 +191,17 @@ class RootPass:
                 self.fingerprint.add(info.key, info.etag)
             yield info
 
-    def data_prefixes(self) -> list[str]:
-        """Where the root's own data files are: its day's jobs and lines, its quarantine files."""
-        owner = unit_owner(self.root)
-        day = unit_day(self.root)
-        prefixes = [f"quarantine/{owner}"]
-        if day is not None:
-            prefixes += [f"jobs/date={day.isoformat()}/", f"job_lines/date={day.isoformat()}/"]
-        return prefixes
-
     async def marker_digest(self) -> str:
         """The source listing's fingerprint joined with the root's data files as they are now.
 
         A deleted data file changes it, so a rerun notices (and repairs) instead of
-        skipping the root.
+        skipping the root. The files come from the run's holdings (listed once for
+        every root at the run's start, with its own commits applied).
         """
         data = Fingerprint()
-        for prefix in self.data_prefixes():
-            async for page in self.ctx.dest.list_pages(prefix):
-                for info in page.objects:
-                    data.add(info.key, str(info.size))  # names and sizes: a copied archive still matches
+        for prefix in data_prefixes(self.root):
+            for key, size in await self.ctx.holdings.under(prefix):
+                data.add(key, str(size))  # names and sizes: a copied archive still matches
         return ledger.seen_digest(self.fingerprint.hexdigest(), data.hexdigest())
 
     async def batches(self) -> AsyncIterator[Batch]:

@@ -29,7 +29,7 @@ from archiver.engine.parsing import Parser
 from archiver.engine.policies import current_policy
 from archiver.engine.publish.mode import tables_published
 from archiver.engine.report import RunReport
-from archiver.engine.routing import Batch, RootPass, load_tree
+from archiver.engine.routing import Batch, RootPass, data_prefixes, load_tree
 from archiver.engine.units import UnitScope, folder_of, root_of, root_of_key, unit_day
 from archiver.engine.watermark import Watermark
 from archiver.engine.worker import UnitWorker
@@ -106,6 +106,10 @@ class Run:
             self.report.listing = dict(plan.listing)
             await self._read_ledgers(window)
             roots = [root for root in plan.roots() if self.scope.accepts_root(root)]
+            if self.scope.unit is None:
+                # Roots are this run's alone (units of a split root may run at once, each its
+                # own run: their seen markers list the files they see when they make them).
+                await self.ctx.holdings.list(prefix for root in roots for prefix in data_prefixes(root))
             self.report.days = roots
             self.report.future_days = [r for r in roots if self.watermark.is_future(r)]
             activity = ActivityCheck(self.ctx, window, self.scope.accepts_root)
@@ -284,9 +288,13 @@ class Run:
                 work.done.set()
 
     async def _settle(self, batch: Batch) -> None:
-        """Remember that the unit holds every object of this batch, so an unchanged batch skips its index."""
+        """Remember that the unit holds every object of this batch, so an unchanged batch skips its index.
+
+        Only in a root of several units: a root of one says as much with its seen marker,
+        and where a change in the root makes the unit's batch differ, no marker helps.
+        """
         retired = batch.tree.state(batch.unit).head.retired and not self.ctx.published_tables
-        if batch.digest is None or retired:
+        if batch.digest is None or retired or len(batch.tree.states) < 2:
             return
         marker = ledger.settled_key(batch.unit, batch.digest)
         known = self.ctx.ledgers.of(batch.unit)
