@@ -138,7 +138,7 @@ class Run:
         """
         started = time.perf_counter()
         try:
-            await self._read_erasures()
+            await self._read_erasures(by_index=True)
             await self._ownership()
             infos = await self._inspect(keys, described or [])
             by_root: dict[str, list[ObjectInfo]] = {}
@@ -196,9 +196,10 @@ class Run:
             work.pending += 1
             await self._archive_batch(worker, work, Batch(tree, unit, by_unit[unit]))
 
-    async def _read_erasures(self) -> None:
+    async def _read_erasures(self, *, by_index: bool = False) -> None:
         """The archive's erasures, applied to every row this run parses (`erasures.py`)."""
-        self.ctx.parser.erasure = await load_erasure(self.ctx.dest, current_policy(self.ctx.settings))
+        policy = current_policy(self.ctx.settings)
+        self.ctx.parser.erasure = await load_erasure(self.ctx.dest, policy, by_index=by_index)
 
     async def _read_ledgers(self, window: Window) -> None:
         await self.ctx.ledgers.read(self.ctx.dest, ledger_listings(window.since))
