@@ -98,8 +98,12 @@ def data_prefixes(root: str) -> list[str]:
     return prefixes
 
 
-async def load_tree(dest: ObjectStore, root: str, units: list[str]) -> UnitTree:
-    """The heads of a root's units (named by the ledger listing) and the folders sealed units keep."""
+async def load_tree(dest: ObjectStore, root: str, units: list[str] | None = None) -> UnitTree:
+    """The heads of a root's units and the folders sealed units keep.
+
+    `units` are the units a ledger listing named; without one, the root's head and the
+    children every sealed head names, level by level (a GET each, no LIST).
+    """
     tree = UnitTree(root)
     gate = asyncio.Semaphore(LOAD_CONCURRENCY)
 
@@ -109,12 +113,25 @@ async def load_tree(dest: ObjectStore, root: str, units: list[str]) -> UnitTree:
             if head is not None:
                 tree.states[unit] = UnitState(head, etag)
 
-    await asyncio.gather(*(load(unit) for unit in units))
+    pending = [root] if units is None else units
+    while pending:
+        await asyncio.gather(*(load(unit) for unit in pending))
+        pending = [] if units is not None else _unread_children(tree, pending)
     for unit, state in list(tree.states.items()):
         if state.head.sealed:
             async with gate:
                 await _read_held(dest, tree, unit, state)
     return tree
+
+
+def _unread_children(tree: UnitTree, read: list[str]) -> list[str]:
+    return [
+        child.unit
+        for unit in read
+        if unit in tree.states
+        for child in tree.states[unit].head.children
+        if child.unit not in tree.states
+    ]
 
 
 async def _read_held(dest: ObjectStore, tree: UnitTree, unit: str, state: UnitState) -> None:

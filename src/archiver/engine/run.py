@@ -131,10 +131,14 @@ class Run:
             self._finish_counts(started)
         return self.report
 
-    async def run_keys(self, keys: list[str], described: list[ObjectInfo] | None = None) -> RunReport:
+    async def run_keys(
+        self, keys: list[str], described: list[ObjectInfo] | None = None, *, sweep: bool = True
+    ) -> RunReport:
         """Archive named source keys through their roots' unit trees; no source LIST.
 
         `keys` are HEADed first; `described` objects (size and ETag from their event) are not.
+        With `sweep`, each root's ledger is listed, so its units' commits also remove what
+        crashed attempts left; without, the units are found from their heads alone.
         """
         started = time.perf_counter()
         try:
@@ -148,7 +152,7 @@ class Run:
             try:
                 async with asyncio.TaskGroup() as group:
                     for root in sorted(by_root):
-                        group.create_task(self._archive_keys(root, by_root[root]))
+                        group.create_task(self._archive_keys(root, by_root[root], sweep))
             except BaseExceptionGroup as failed:
                 raise _first(failed) from None
         finally:
@@ -180,10 +184,13 @@ class Run:
         self.report.objects_skipped += len(keys) + len(described) - len(infos)
         return sorted(infos, key=lambda info: info.key)
 
-    async def _archive_keys(self, root: str, infos: list[ObjectInfo]) -> None:
+    async def _archive_keys(self, root: str, infos: list[ObjectInfo], sweep: bool) -> None:
         try:
-            await self.ctx.ledgers.read(self.ctx.dest, [(f"{ledger.LEDGER_ROOT}{root}", None)])
-            tree = await load_tree(self.ctx.dest, root, self.ctx.ledgers.units_of_root(root))
+            units: list[str] | None = None
+            if sweep:
+                await self.ctx.ledgers.read(self.ctx.dest, [(f"{ledger.LEDGER_ROOT}{root}", None)])
+                units = self.ctx.ledgers.units_of_root(root)
+            tree = await load_tree(self.ctx.dest, root, units)
         except (ArchiverError, OSError, ValueError) as error:
             self._fail_unit(root, error, [info.key for info in infos])
             return

@@ -233,6 +233,51 @@ def test_a_stale_event_about_a_replaced_version_changes_nothing() -> None:
     asyncio.run(scenario())
 
 
+def named_by_heads(dest: MemoryStore) -> set[str]:
+    named: set[str] = set()
+    for key in dest.keys(ledger.LEDGER_ROOT):
+        if key.endswith(ledger.HEAD_NAME):
+            head = ledger.decode_head(dest.body(key))
+            named |= head.file_keys() | head.ledger_keys()
+    return named
+
+
+def test_event_batches_without_sweep_find_units_by_their_heads_and_a_compact_sweeps_crash_leftovers() -> None:
+    async def scenario() -> None:
+        # GIVEN a day split into units of at most 6 objects, archived from events
+        source, dest = MemoryStore(), MemoryStore()
+        settings = Settings(parse_workers=1, retire_grace_seconds=0, unit_max_objects=6)
+        first = [source.add(job_key(str(100 + n)), job_body(str(100 + n))) for n in range(10)]
+        await compact_keys(source, dest, settings, [], described=first, clock=clock)
+        assert len([key for key in dest.keys(ledger.LEDGER_ROOT) if key.endswith(ledger.HEAD_NAME)]) > 1
+        # ... and a batch whose commit crashed after its uploads (its head write never happened)
+        doomed = source.add(job_key("200"), job_body("200"))
+
+        async def crash(key: str) -> None:
+            if key.endswith(ledger.HEAD_NAME):
+                raise RuntimeError("killed")
+
+        dest.before_put = crash
+        await compact_keys(source, dest, settings, [], described=[doomed], clock=clock)
+        dest.before_put = None
+        leftovers = {key for key in dest.keys() if key.endswith(".parquet")} - named_by_heads(dest)
+        assert leftovers
+        # WHEN the next batch of first deliveries is archived without a sweep
+        dest.counts = RequestCounts()
+        later = source.add(job_key("300"), job_body("300"))
+        batch = await compact_keys(source, dest, settings, [], described=[later, doomed], sweep=False, clock=clock)
+        # THEN it lists nothing of the archive and routes through the split it read from the heads
+        assert batch.by_store["dest"]["list"] == 0
+        assert batch.objects_archived == 2 and not batch.failures
+        # AND the crash's leftovers wait for a run that lists the ledger: a compact of the day removes them
+        assert leftovers <= set(dest.objects)
+        await compact(source, dest, settings, clock=clock)
+        assert not leftovers & set(dest.objects)
+        assert {key for key in dest.keys() if key.endswith(".parquet")} <= named_by_heads(dest)
+
+    asyncio.run(scenario())
+
+
 def test_an_off_layout_key_in_a_day_folder_is_archived_once_by_events_then_listing() -> None:
     async def scenario() -> None:
         # GIVEN a JSON export dropped inside a layout day folder
