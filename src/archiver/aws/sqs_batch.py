@@ -125,7 +125,9 @@ def handle_batch(event: Mapping[str, Any], context: Any, runtime: Runtime) -> Ba
     if keys or described:
         settings = runtime.deployment.settings
         sweep = redelivered(records)
-        outcome = runtime.run(lambda src, dest: archive_keys(src, dest, settings, keys, described, sweep=sweep))
+        outcome = runtime.run(
+            lambda src, dest: archive_keys(src, dest, settings, keys, described, sweep=sweep)
+        )
     failed = dict(plan.unknown)
     if outcome is not None:
         for message_id, message_keys in plan.keys.items():

@@ -44,7 +44,7 @@ class Holdings:
         at = bisect.bisect_right(self._covered, key)
         return at > 0 and key.startswith(self._covered[at - 1])
 
-    async def list(self, prefixes: Iterable[str]) -> None:
+    async def load(self, prefixes: Iterable[str]) -> None:
         """List every given prefix (once, before any commit of the run)."""
         wanted = _outermost(prefix for prefix in prefixes if prefix and not self.covers(prefix))
         by_folder: dict[str, list[str]] = {}
@@ -79,9 +79,7 @@ class Holdings:
         """(key, size) of every data file under `prefix`, in key order."""
         if not self.covers(prefix):
             return [
-                (info.key, info.size)
-                async for page in self.dest.list_pages(prefix)
-                for info in page.objects
+                (info.key, info.size) async for page in self.dest.list_pages(prefix) for info in page.objects
             ]
         start = bisect.bisect_left(self._keys, prefix)
         found: list[tuple[str, int]] = []

@@ -109,7 +109,7 @@ class Run:
             if self.scope.unit is None:
                 # Roots are this run's alone (units of a split root may run at once, each its
                 # own run: their seen markers list the files they see when they make them).
-                await self.ctx.holdings.list(prefix for root in roots for prefix in data_prefixes(root))
+                await self.ctx.holdings.load(prefix for root in roots for prefix in data_prefixes(root))
             self.report.days = roots
             self.report.future_days = [r for r in roots if self.watermark.is_future(r)]
             activity = ActivityCheck(self.ctx, window, self.scope.accepts_root)

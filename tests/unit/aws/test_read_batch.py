@@ -67,7 +67,10 @@ def test_a_batch_with_a_message_received_before_is_a_redelivery() -> None:
     # GIVEN real-shaped first deliveries (ApproximateReceiveCount 1)
     records = load_event("sqs_eventbridge_object_created.json")["Records"]
     # WHEN one of them comes again, or one carries no readable count
-    again = [records[0], {**records[1], "attributes": {**records[1]["attributes"], "ApproximateReceiveCount": "2"}}]
+    again = [
+        records[0],
+        {**records[1], "attributes": {**records[1]["attributes"], "ApproximateReceiveCount": "2"}},
+    ]
     silent = [records[0], {key: value for key, value in records[1].items() if key != "attributes"}]
     # THEN only the batch of first deliveries is no redelivery (it lists no ledger: no sweep)
     assert not redelivered(records)

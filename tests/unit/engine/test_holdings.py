@@ -41,7 +41,11 @@ def wanted(days: list[int]) -> list[str]:
     return [
         prefix
         for day in days
-        for prefix in (f"jobs/date=2024-08-{day}/", f"job_lines/date=2024-08-{day}/", f"quarantine/d202408{day}")
+        for prefix in (
+            f"jobs/date=2024-08-{day}/",
+            f"job_lines/date=2024-08-{day}/",
+            f"quarantine/d202408{day}",
+        )
     ]
 
 
@@ -56,7 +60,7 @@ def test_every_prefix_holds_what_its_own_listing_holds_for_fewer_lists() -> None
         prefixes = wanted([12, 13, 14, 18])
         # WHEN the holdings list the roots' prefixes
         holdings = Holdings(dest)
-        await holdings.list(prefixes)
+        await holdings.load(prefixes)
         lists = dest.counts.list
         # THEN each prefix holds exactly what listing it alone gives, with no further request
         expected = {prefix: await listed(dest, prefix) for prefix in prefixes}
@@ -84,7 +88,7 @@ def test_pages_that_end_between_prefixes_start_again_at_the_next_one() -> None:
         prefixes = wanted([12, 18])
         # WHEN the holdings list them
         holdings = Holdings(dest)
-        await holdings.list(prefixes)
+        await holdings.load(prefixes)
         answered = set(dest.answered)
         # THEN the quarantine listing read no file of days 10 and 11 (it started at day 12), started
         # again at day 18 where a page ended on day 13, so it read no file of days 14 to 17 either, and
@@ -96,7 +100,7 @@ def test_pages_that_end_between_prefixes_start_again_at_the_next_one() -> None:
             assert await holdings.under(prefix) == await listed(dest, prefix)
         # AND prefixes already held cost no further request
         start = dest.counts.list
-        await holdings.list(wanted([12, 18]))
+        await holdings.load(wanted([12, 18]))
         assert dest.counts.list == start
 
     asyncio.run(scenario())
@@ -107,7 +111,7 @@ def test_the_runs_own_uploads_and_deletions_are_applied() -> None:
         # GIVEN holdings listed for day 15
         dest = archive_of_ten_days()
         holdings = Holdings(dest)
-        await holdings.list(wanted([15]))
+        await holdings.load(wanted([15]))
         # WHEN a commit uploads a file of day 15 and one of day 16, and deletes one of day 15
         holdings.uploaded("jobs/date=2024-08-15/d20240815-g000002-c.parquet", 7)
         holdings.uploaded("jobs/date=2024-08-16/d20240816-g000002-c.parquet", 7)
@@ -129,7 +133,7 @@ def test_an_empty_archive_costs_one_list_per_folder() -> None:
         dest = AnswerLog()
         # WHEN the holdings list thirty days
         holdings = Holdings(dest)
-        await holdings.list(wanted(list(range(10, 31))))
+        await holdings.load(wanted(list(range(10, 31))))
         # THEN one LIST per folder, and nothing held
         assert dest.counts.list == 3
         assert await holdings.under("jobs/date=2024-08-15/") == []

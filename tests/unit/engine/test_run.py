@@ -260,12 +260,14 @@ def test_event_batches_without_sweep_find_units_by_their_heads_and_a_compact_swe
         dest.before_put = crash
         await compact_keys(source, dest, settings, [], described=[doomed], clock=clock)
         dest.before_put = None
-        leftovers = {key for key in dest.keys() if key.endswith(".parquet")} - named_by_heads(dest)
+        leftovers = {key for key in dest.objects if key.endswith(".parquet")} - named_by_heads(dest)
         assert leftovers
         # WHEN the next batch of first deliveries is archived without a sweep
         dest.counts = RequestCounts()
         later = source.add(job_key("300"), job_body("300"))
-        batch = await compact_keys(source, dest, settings, [], described=[later, doomed], sweep=False, clock=clock)
+        batch = await compact_keys(
+            source, dest, settings, [], described=[later, doomed], sweep=False, clock=clock
+        )
         # THEN it lists nothing of the archive and routes through the split it read from the heads
         assert batch.by_store["dest"]["list"] == 0
         assert batch.objects_archived == 2 and not batch.failures
@@ -273,7 +275,7 @@ def test_event_batches_without_sweep_find_units_by_their_heads_and_a_compact_swe
         assert leftovers <= set(dest.objects)
         await compact(source, dest, settings, clock=clock)
         assert not leftovers & set(dest.objects)
-        assert {key for key in dest.keys() if key.endswith(".parquet")} <= named_by_heads(dest)
+        assert {key for key in dest.objects if key.endswith(".parquet")} <= named_by_heads(dest)
 
     asyncio.run(scenario())
 
