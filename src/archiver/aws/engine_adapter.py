@@ -36,6 +36,8 @@ async def archive_keys(
     settings: Settings,
     keys: Sequence[str],
     described: Sequence[ObjectInfo] = (),
+    *,
+    sweep: bool = True,
 ) -> KeysOutcome:
     """Archive these source keys and `described` objects (whose size and ETag their events gave).
 
@@ -46,7 +48,7 @@ async def archive_keys(
     raised so the invocation fails loudly.
     """
     try:
-        report = await api.compact_keys(source, dest, settings, keys, described=described)
+        report = await api.compact_keys(source, dest, settings, keys, described=described, sweep=sweep)
     except (ConfigError, AccessDeniedError):
         raise
     except ArchiverError as error:

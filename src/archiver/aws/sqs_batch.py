@@ -101,6 +101,20 @@ class BatchResult:
     failed_messages: dict[str, str]
 
 
+def redelivered(records: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a message was received before: an earlier attempt at it may have crashed mid-commit.
+
+    Such a batch lists its days' ledgers, so its commits remove what a crashed attempt
+    left (the engine's `sweep`); a batch of first deliveries reads heads alone. A
+    record without a readable count is taken as redelivered.
+    """
+    for record in records:
+        count = str((record.get("attributes") or {}).get("ApproximateReceiveCount", ""))
+        if not count.isdigit() or int(count) > 1:
+            return True
+    return False
+
+
 def handle_batch(event: Mapping[str, Any], context: Any, runtime: Runtime) -> BatchResult:
     """Archive the batch's objects once, then let Powertools report the messages that failed."""
     source = runtime.deployment.source
@@ -110,7 +124,10 @@ def handle_batch(event: Mapping[str, Any], context: Any, runtime: Runtime) -> Ba
     outcome: KeysOutcome | None = None
     if keys or described:
         settings = runtime.deployment.settings
-        outcome = runtime.run(lambda src, dest: archive_keys(src, dest, settings, keys, described))
+        sweep = redelivered(records)
+        outcome = runtime.run(
+            lambda src, dest: archive_keys(src, dest, settings, keys, described, sweep=sweep)
+        )
     failed = dict(plan.unknown)
     if outcome is not None:
         for message_id, message_keys in plan.keys.items():

@@ -185,6 +185,7 @@ async def compact_keys(
     keys: Sequence[str],
     *,
     described: Sequence[ObjectInfo] = (),
+    sweep: bool = True,
     clock: Clock = utc_now,
 ) -> RunReport:
     """Archive the given source keys (from S3 event notifications) without listing their days.
@@ -195,9 +196,14 @@ async def compact_keys(
     would. Keys that are gone or not JSON are counted as skipped. Keys that could not
     be archived are in the report's `failures` (by key, or by the unit that failed)
     and in `unarchived_keys`.
+
+    With `sweep` (the default) each root's ledger is listed (one LIST), so a commit also
+    removes what a crashed attempt at its unit left. `sweep=False` finds the units from
+    their heads alone: for a first delivery of events, whose crashed attempt, if any,
+    is retried with `sweep` (a redelivery), and whose days a `compact` revisits.
     """
     run = Run(source, dest, settings, clock=clock)
-    return await run.run_keys(list(keys), list(described))
+    return await run.run_keys(list(keys), list(described), sweep=sweep)
 
 
 async def plan(source: ObjectStore, dest: ObjectStore | None, settings: Settings) -> list[PlannedUnit]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from archiver.engine import ledger
+from archiver.engine.holdings import Holdings
 from archiver.engine.index import read_head
 from archiver.engine.ledger import Head
 from archiver.engine.writer import WrittenFile
@@ -73,9 +74,16 @@ class Generation:
 class Committer:
     """Publishes generations of units into the destination store."""
 
-    def __init__(self, dest: ObjectStore) -> None:
+    def __init__(self, dest: ObjectStore, holdings: Holdings | None = None) -> None:
         self.dest = dest
         self.files_deleted = 0
+        self.holdings = holdings
+        """Told of every data file put or deleted, so a run's seen markers need no LIST after a commit."""
+
+    async def _delete(self, keys: list[str]) -> None:
+        await self.dest.delete(keys)
+        if self.holdings is not None:
+            self.holdings.deleted(keys)
 
     async def upload(self, generation: Generation) -> None:
         """Put the record of the uploads (intent or segment), then the rest; nothing refers to them yet."""
@@ -94,6 +102,8 @@ class Committer:
         async def upload(written: WrittenFile) -> None:
             async with gate:
                 await self.dest.put_file(written.key, written.path)
+            if self.holdings is not None:
+                self.holdings.uploaded(written.key, written.bytes)
             written.path.unlink(missing_ok=True)
 
         await asyncio.gather(*(upload(written) for written in generation.uploads))
@@ -127,7 +137,7 @@ class Committer:
         intent = [generation.intent_key] if generation.needs_intent else []
         doomed = [*intent, *generation.dropped_segments, *generation.expired, *generation.discarded]
         if doomed:
-            await self.dest.delete(doomed)
+            await self._delete(doomed)
         self.files_deleted += len(generation.expired)
 
     async def discard(self, generation: Generation, current: Head | None) -> None:
@@ -137,7 +147,7 @@ class Committer:
         live = _live_keys(current)
         doomed = [key for key in generation.upload_keys() if key not in live]
         intent = [generation.intent_key] if generation.needs_intent else []
-        await self.dest.delete([*doomed, *intent])
+        await self._delete([*doomed, *intent])
 
     async def remove_leftovers(self, head: Head, ledger_keys: list[str]) -> list[str]:
         """Remove what crashed or outraced attempts up to this generation left; return ledger keys gone."""
@@ -174,7 +184,7 @@ class Committer:
             doomed.append(intent)
             handled.append(intent)
         if doomed:
-            await self.dest.delete(sorted(set(doomed)))
+            await self._delete(sorted(set(doomed)))
             self.files_deleted += sum(1 for key in set(doomed) if not key.startswith(ledger.LEDGER_ROOT))
             log.debug("removed %d leftovers of %s", len(set(doomed)), head.unit)
         return handled

@@ -13,6 +13,7 @@ from archiver.config import Settings
 from archiver.engine.activity import ActivityLedger
 from archiver.engine.commit import Committer
 from archiver.engine.fetcher import ByteBudget
+from archiver.engine.holdings import Holdings
 from archiver.engine.ledger import LEDGER_ROOT, unit_of
 from archiver.engine.parsing import Parser
 from archiver.engine.report import RunReport
@@ -78,13 +79,16 @@ class RunContext:
     """The archive has Iceberg tables: superseded files are the publisher's to delete."""
     budget: ByteBudget = field(init=False)
     buffers: BufferBudget = field(init=False)
+    holdings: Holdings = field(init=False)
+    """The data files of the run's roots, listed once (seen markers' digests)."""
     committer: Committer = field(init=False)
     activity: ActivityLedger = field(init=False)
 
     def __post_init__(self) -> None:
         self.budget = ByteBudget(self.settings.max_bytes_in_flight)
         self.buffers = BufferBudget(self.settings.max_buffered_bytes)
-        self.committer = Committer(self.dest)
+        self.holdings = Holdings(self.dest)
+        self.committer = Committer(self.dest, self.holdings)
         self.activity = ActivityLedger(self.dest, self.settings, self.workdir, self.buffers)
 
     def tick(self, count: int = 1) -> None:

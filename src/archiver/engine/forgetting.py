@@ -1,6 +1,6 @@
 """`archiver forget`: erase one person from a window of the archive, from the archive itself.
 
-The request is recorded first in the erasure log (`erasures.py`), so from then on
+The request is recorded first in the erasure log (`erasures.py`) and its index, so from then on
 every run that writes rows erases the person too. Then each unit of the window
 (job days and activity days) is read back file by file; a file whose rows name the
 person (`formats.erasure`) is rewritten without them, by the commit protocol
@@ -33,7 +33,15 @@ from archiver.config import Settings
 from archiver.engine import ledger
 from archiver.engine.activity import ACTIVITY_ROOT
 from archiver.engine.activity_copies import ActivityEntry, encode_entries
-from archiver.engine.erasures import Counts, ErasureRecord, add_counts, erasure_of, read_log, record_key
+from archiver.engine.erasures import (
+    Counts,
+    ErasureRecord,
+    add_counts,
+    erasure_of,
+    index_log,
+    read_log,
+    record_key,
+)
 from archiver.engine.identity import event_identity
 from archiver.engine.index import read_index
 from archiver.engine.ledger import FileRef, Head, IndexEntry
@@ -121,8 +129,10 @@ async def forget_window(
     erasure_of([record for _, record, _ in log], policy)  # the log's key must be this one
     key, record, etag = _request(log, policy, subject.digest, kind, window, now)
     report = ForgetReport(kind, subject.digest, dry_run, key, resumed=etag is not None, window=window)
-    if not dry_run and etag is None:
-        etag = await dest.put(key, record.encode(), if_none_match=True)
+    if not dry_run:
+        if etag is None:
+            etag = await dest.put(key, record.encode(), if_none_match=True)
+        await index_log(dest)  # runs learn the request from the index: before any unit is erased
     await _erase_units(dest, settings, policy, record, now, report)
     if not dry_run:
         record.add(report.removed, report.masked)

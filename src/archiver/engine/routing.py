@@ -88,8 +88,22 @@ async def _absent_or_damaged(dest: ObjectStore, tree: UnitTree) -> set[str]:
     return missing | damaged
 
 
-async def load_tree(dest: ObjectStore, root: str, units: list[str]) -> UnitTree:
-    """The heads of a root's units (named by the ledger listing) and the folders sealed units keep."""
+def data_prefixes(root: str) -> list[str]:
+    """Where a root's own data files are: its day's jobs and lines, its quarantine files."""
+    owner = unit_owner(root)
+    day = unit_day(root)
+    prefixes = [f"quarantine/{owner}"]
+    if day is not None:
+        prefixes += [f"jobs/date={day.isoformat()}/", f"job_lines/date={day.isoformat()}/"]
+    return prefixes
+
+
+async def load_tree(dest: ObjectStore, root: str, units: list[str] | None = None) -> UnitTree:
+    """The heads of a root's units and the folders sealed units keep.
+
+    `units` are the units a ledger listing named; without one, the root's head and the
+    children every sealed head names, level by level (a GET each, no LIST).
+    """
     tree = UnitTree(root)
     gate = asyncio.Semaphore(LOAD_CONCURRENCY)
 
@@ -99,12 +113,25 @@ async def load_tree(dest: ObjectStore, root: str, units: list[str]) -> UnitTree:
             if head is not None:
                 tree.states[unit] = UnitState(head, etag)
 
-    await asyncio.gather(*(load(unit) for unit in units))
+    pending = [root] if units is None else units
+    while pending:
+        await asyncio.gather(*(load(unit) for unit in pending))
+        pending = [] if units is not None else _unread_children(tree, pending)
     for unit, state in list(tree.states.items()):
         if state.head.sealed:
             async with gate:
                 await _read_held(dest, tree, unit, state)
     return tree
+
+
+def _unread_children(tree: UnitTree, read: list[str]) -> list[str]:
+    return [
+        child.unit
+        for unit in read
+        if unit in tree.states
+        for child in tree.states[unit].head.children
+        if child.unit not in tree.states
+    ]
 
 
 async def _read_held(dest: ObjectStore, tree: UnitTree, unit: str, state: UnitState) -> None:
@@ -181,26 +208,17 @@ class RootPass:
                 self.fingerprint.add(info.key, info.etag)
             yield info
 
-    def data_prefixes(self) -> list[str]:
-        """Where the root's own data files are: its day's jobs and lines, its quarantine files."""
-        owner = unit_owner(self.root)
-        day = unit_day(self.root)
-        prefixes = [f"quarantine/{owner}"]
-        if day is not None:
-            prefixes += [f"jobs/date={day.isoformat()}/", f"job_lines/date={day.isoformat()}/"]
-        return prefixes
-
     async def marker_digest(self) -> str:
         """The source listing's fingerprint joined with the root's data files as they are now.
 
         A deleted data file changes it, so a rerun notices (and repairs) instead of
-        skipping the root.
+        skipping the root. The files come from the run's holdings (listed once for
+        every root at the run's start, with its own commits applied).
         """
         data = Fingerprint()
-        for prefix in self.data_prefixes():
-            async for page in self.ctx.dest.list_pages(prefix):
-                for info in page.objects:
-                    data.add(info.key, str(info.size))  # names and sizes: a copied archive still matches
+        for prefix in data_prefixes(self.root):
+            for key, size in await self.ctx.holdings.under(prefix):
+                data.add(key, str(size))  # names and sizes: a copied archive still matches
         return ledger.seen_digest(self.fingerprint.hexdigest(), data.hexdigest())
 
     async def batches(self) -> AsyncIterator[Batch]:

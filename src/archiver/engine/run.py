@@ -29,7 +29,7 @@ from archiver.engine.parsing import Parser
 from archiver.engine.policies import current_policy
 from archiver.engine.publish.mode import tables_published
 from archiver.engine.report import RunReport
-from archiver.engine.routing import Batch, RootPass, load_tree
+from archiver.engine.routing import Batch, RootPass, data_prefixes, load_tree
 from archiver.engine.units import UnitScope, folder_of, root_of, root_of_key, unit_day
 from archiver.engine.watermark import Watermark
 from archiver.engine.worker import UnitWorker
@@ -106,6 +106,10 @@ class Run:
             self.report.listing = dict(plan.listing)
             await self._read_ledgers(window)
             roots = [root for root in plan.roots() if self.scope.accepts_root(root)]
+            if self.scope.unit is None:
+                # Roots are this run's alone (units of a split root may run at once, each its
+                # own run: their seen markers list the files they see when they make them).
+                await self.ctx.holdings.load(prefix for root in roots for prefix in data_prefixes(root))
             self.report.days = roots
             self.report.future_days = [r for r in roots if self.watermark.is_future(r)]
             activity = ActivityCheck(self.ctx, window, self.scope.accepts_root)
@@ -127,14 +131,18 @@ class Run:
             self._finish_counts(started)
         return self.report
 
-    async def run_keys(self, keys: list[str], described: list[ObjectInfo] | None = None) -> RunReport:
+    async def run_keys(
+        self, keys: list[str], described: list[ObjectInfo] | None = None, *, sweep: bool = True
+    ) -> RunReport:
         """Archive named source keys through their roots' unit trees; no source LIST.
 
         `keys` are HEADed first; `described` objects (size and ETag from their event) are not.
+        With `sweep`, each root's ledger is listed, so its units' commits also remove what
+        crashed attempts left; without, the units are found from their heads alone.
         """
         started = time.perf_counter()
         try:
-            await self._read_erasures()
+            await self._read_erasures(by_index=True)
             await self._ownership()
             infos = await self._inspect(keys, described or [])
             by_root: dict[str, list[ObjectInfo]] = {}
@@ -144,7 +152,7 @@ class Run:
             try:
                 async with asyncio.TaskGroup() as group:
                     for root in sorted(by_root):
-                        group.create_task(self._archive_keys(root, by_root[root]))
+                        group.create_task(self._archive_keys(root, by_root[root], sweep))
             except BaseExceptionGroup as failed:
                 raise _first(failed) from None
         finally:
@@ -176,10 +184,13 @@ class Run:
         self.report.objects_skipped += len(keys) + len(described) - len(infos)
         return sorted(infos, key=lambda info: info.key)
 
-    async def _archive_keys(self, root: str, infos: list[ObjectInfo]) -> None:
+    async def _archive_keys(self, root: str, infos: list[ObjectInfo], sweep: bool) -> None:
         try:
-            await self.ctx.ledgers.read(self.ctx.dest, [(f"{ledger.LEDGER_ROOT}{root}", None)])
-            tree = await load_tree(self.ctx.dest, root, self.ctx.ledgers.units_of_root(root))
+            units: list[str] | None = None
+            if sweep:
+                await self.ctx.ledgers.read(self.ctx.dest, [(f"{ledger.LEDGER_ROOT}{root}", None)])
+                units = self.ctx.ledgers.units_of_root(root)
+            tree = await load_tree(self.ctx.dest, root, units)
         except (ArchiverError, OSError, ValueError) as error:
             self._fail_unit(root, error, [info.key for info in infos])
             return
@@ -192,9 +203,10 @@ class Run:
             work.pending += 1
             await self._archive_batch(worker, work, Batch(tree, unit, by_unit[unit]))
 
-    async def _read_erasures(self) -> None:
+    async def _read_erasures(self, *, by_index: bool = False) -> None:
         """The archive's erasures, applied to every row this run parses (`erasures.py`)."""
-        self.ctx.parser.erasure = await load_erasure(self.ctx.dest, current_policy(self.ctx.settings))
+        policy = current_policy(self.ctx.settings)
+        self.ctx.parser.erasure = await load_erasure(self.ctx.dest, policy, by_index=by_index)
 
     async def _read_ledgers(self, window: Window) -> None:
         await self.ctx.ledgers.read(self.ctx.dest, ledger_listings(window.since))
@@ -284,9 +296,13 @@ class Run:
                 work.done.set()
 
     async def _settle(self, batch: Batch) -> None:
-        """Remember that the unit holds every object of this batch, so an unchanged batch skips its index."""
+        """Remember that the unit holds every object of this batch, so an unchanged batch skips its index.
+
+        Only in a root of several units: a root of one says as much with its seen marker,
+        and where a change in the root makes the unit's batch differ, no marker helps.
+        """
         retired = batch.tree.state(batch.unit).head.retired and not self.ctx.published_tables
-        if batch.digest is None or retired:
+        if batch.digest is None or retired or len(batch.tree.states) < 2:
             return
         marker = ledger.settled_key(batch.unit, batch.digest)
         known = self.ctx.ledgers.of(batch.unit)

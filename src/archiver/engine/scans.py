@@ -145,7 +145,7 @@ async def scan_flat(store: ObjectStore, holder: Holder) -> None:
             for info in page.objects:
                 if (parts := cut.split(info.key)) is None or cut.inside(parts[1]):
                     holder.add(info)
-            if page.objects and (seek := cut.seek(page.objects[-1].key)) is not None:
+            if page.objects and not page.last and (seek := cut.seek(page.objects[-1].key)) is not None:
                 break
         if seek is None:
             return

@@ -25,6 +25,7 @@ import errno
 import os
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 from archiver.errors import (
@@ -134,26 +135,32 @@ class LocalStore:
             raise NotFoundError(f"folder {self.root} does not exist")
         objects: list[ObjectInfo] = []
         prefixes: list[str] = []
+        full: ListPage | None = None  # a full page, held until the next entry shows it is not the last
         pages = 0
         entries = folder_entries(
             os.path.join(self._root, folder_key), folder_key, start, bool(delimiter), start_after
         )
         for key, entry, is_prefix in entries:
-            if is_prefix:
+            info = None if is_prefix else object_info(key, entry)
+            if not is_prefix and info is None:
+                continue
+            if full is not None:
+                self.counts.list += 1
+                yield full
+                full = None
+            if info is None:
                 prefixes.append(key)
             else:
-                info = object_info(key, entry)
-                if info is None:
-                    continue
                 objects.append(info)
             if len(objects) + len(prefixes) >= self.page_size:
-                self.counts.list += 1
                 pages += 1
-                yield ListPage(objects=tuple(objects), prefixes=tuple(prefixes))
-                objects, prefixes = [], []
-        if objects or prefixes or pages == 0:
+                full, objects, prefixes = ListPage(objects=tuple(objects), prefixes=tuple(prefixes)), [], []
+        if full is not None:
             self.counts.list += 1
-            yield ListPage(objects=tuple(objects), prefixes=tuple(prefixes))
+            yield replace(full, last=True)
+        elif objects or prefixes or pages == 0:
+            self.counts.list += 1
+            yield ListPage(objects=tuple(objects), prefixes=tuple(prefixes), last=True)
 
     async def get(self, key: str) -> Fetched:
         """The file's bytes, read synchronously: local reads are fast and a thread hop is not."""

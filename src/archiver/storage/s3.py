@@ -57,7 +57,7 @@ def _epoch_us(value: Any) -> int | None:
     return int((value - _EPOCH) // _MICROSECOND)
 
 
-def _list_page(response: dict[str, Any], cut: int) -> ListPage:
+def _list_page(response: dict[str, Any], cut: int, last: bool) -> ListPage:
     """A ListObjectsV2 answer as a page, keys with the first `cut` characters (the prefix) removed."""
     objects = tuple(
         ObjectInfo(
@@ -69,7 +69,7 @@ def _list_page(response: dict[str, Any], cut: int) -> ListPage:
         for item in response.get("Contents", ())
     )
     prefixes = tuple(item["Prefix"][cut:] for item in response.get("CommonPrefixes", ()))
-    return ListPage(objects=objects, prefixes=prefixes)
+    return ListPage(objects=objects, prefixes=prefixes, last=last)
 
 
 class S3Store:
@@ -198,9 +198,10 @@ class S3Store:
                 response = await client.list_objects_v2(**params)
             except Exception as error:
                 raise self._error(error, "list", prefix) from None
-            yield _list_page(response, cut)
             token = response.get("NextContinuationToken")
-            if not response.get("IsTruncated") or not token:
+            last = not response.get("IsTruncated") or not token
+            yield _list_page(response, cut, last)
+            if last:
                 return
             params["ContinuationToken"] = token
 

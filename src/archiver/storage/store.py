@@ -8,7 +8,7 @@ always use '/' as separator. Implementations: `s3.S3Store` (aioboto3) and
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -29,6 +29,9 @@ class ListPage:
 
     objects: tuple[ObjectInfo, ...] = ()
     prefixes: tuple[str, ...] = ()
+    last: bool = field(default=False, compare=False)
+    """Known to be the listing's last page (False: more may follow). A reader that would start a new
+    listing past this page's keys can skip it when nothing follows."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,15 @@ def batch(
     }
 
 
+def redelivered(event: dict[str, Any]) -> dict[str, Any]:
+    """The same messages as SQS delivers them again after a failed attempt: received once more."""
+    again = copy.deepcopy(event)
+    for record in again["Records"]:
+        attributes = record.setdefault("attributes", {})
+        attributes["ApproximateReceiveCount"] = str(int(attributes.get("ApproximateReceiveCount", "1")) + 1)
+    return again
+
+
 def described_objects(client: Any, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:
     """What S3 would put in each object's creation event: key (relative to `prefix`) -> (size, ETag)."""
     found: dict[str, tuple[int, str]] = {}

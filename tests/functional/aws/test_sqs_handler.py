@@ -21,7 +21,7 @@ from archiver.aws.handlers import sqs_handler
 from archiver.aws.runtime import close_runtime, current_runtime
 from archiver.aws.sqs_batch import handle_batch
 from tests.functional.aws.archive import assert_same_archive, download_tree, read_rows, s3_client
-from tests.functional.aws.batches import batch, described_objects, failed_ids, record_for
+from tests.functional.aws.batches import batch, described_objects, failed_ids, record_for, redelivered
 from tests.functional.aws.conftest import DEST_PREFIX, SOURCE_PREFIX, Deployed
 from tests.functional.aws.lambda_context import LambdaContext
 from tests.functional.faults import INTERNAL, SLOWDOWN, FaultProxy, Request
@@ -127,6 +127,9 @@ def test_a_batch_costs_one_source_get_per_object_and_no_head(
     assert (source["head"], source["get"], source["list"]) == (0, len(json_keys), 0)
     repeat = again.outcome.report.by_store["source"]
     assert (repeat["head"], repeat["get"], repeat["list"]) == (0, 0, 0)
+    # AND the archive's erasures came from the erasure index and its units from their heads: no LIST
+    # of the archive once the index exists (the first batch of an archive writes it)
+    assert again.outcome.report.by_store["dest"]["list"] == 0
     assert failed_ids(dict(first.response)) == failed_ids(dict(again.response)) == set()
     # AND the archive is what one compact makes
     assert_same_archive(archive_of(deployed, tmp_path / "got"), clean_archive)
@@ -166,7 +169,7 @@ def test_a_handler_killed_mid_batch_then_the_batch_redelivered(
     worker.send_signal(signal.SIGKILL)
     worker.communicate(timeout=30)
     # ... and SQS redelivers the batch after the visibility timeout
-    answer = invoke_in_process(event)
+    answer = invoke_in_process(redelivered(event))
     # THEN the redelivery succeeds and the archive is exactly one clean compact: no orphan, no duplicate
     assert killed, "the handler finished before it could be killed"
     assert failed_ids(answer) == set()

@@ -159,6 +159,9 @@ def test_listing_without_delimiter_returns_every_key_in_order_across_pages(store
         assert all(len(page.objects) <= MOTO_PAGE_SIZE for page in everything)
         assert all(not page.prefixes for page in everything)
         assert after_everything - before == len(everything)
+        # AND only the last page of each listing says it is the last
+        for pages in (everything, january, partial):
+            assert [page.last for page in pages] == [False] * (len(pages) - 1) + [True]
         assert [o.key for page in january for o in page.objects] == sorted(LAYOUT_KEYS[5:17])
         assert len(january) == pages_for(12)
         assert len([o for page in partial for o in page.objects]) == 14
@@ -225,8 +228,8 @@ def test_listing_an_empty_prefix_is_one_empty_page(store: ObjectStore) -> None:
         # WHEN a prefix with nothing under it is listed
         pages = await collect(store, "nothing/here/", delimiter="/")
 
-        # THEN there is one request and one empty page
-        assert pages == [ListPage()]
+        # THEN there is one request and one empty page, the last
+        assert pages == [ListPage()] and pages[0].last
         assert store.counts.list == 1
 
     run(store, scenario)

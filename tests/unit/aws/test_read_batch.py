@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from archiver.aws.notifications import WatchedPrefix
-from archiver.aws.sqs_batch import read_batch
+from archiver.aws.sqs_batch import read_batch, redelivered
 from tests.unit.aws.events import BUCKET, FAILED_KEY, JOB_KEY, PREFIX, SPECIAL_KEY, load_event
 
 WATCHED = WatchedPrefix(BUCKET, PREFIX)
@@ -61,3 +61,17 @@ def test_creation_events_describe_their_objects_and_disagreeing_ones_are_left_to
     newer = {**records[0], "messageId": "newer", "body": json.dumps(body)}
     twice = read_batch([records[0], newer], WATCHED)
     assert twice.undescribed_keys() == [JOB_KEY] and twice.objects() == []
+
+
+def test_a_batch_with_a_message_received_before_is_a_redelivery() -> None:
+    # GIVEN real-shaped first deliveries (ApproximateReceiveCount 1)
+    records = load_event("sqs_eventbridge_object_created.json")["Records"]
+    # WHEN one of them comes again, or one carries no readable count
+    again = [
+        records[0],
+        {**records[1], "attributes": {**records[1]["attributes"], "ApproximateReceiveCount": "2"}},
+    ]
+    silent = [records[0], {key: value for key, value in records[1].items() if key != "attributes"}]
+    # THEN only the batch of first deliveries is no redelivery (it lists no ledger: no sweep)
+    assert not redelivered(records)
+    assert redelivered(again) and redelivered(silent)

@@ -2,7 +2,7 @@
 
 - listings in key order, a few keys a page, with `prefix`, the '/' delimiter
   (common prefixes) and `start_after` (every key and common prefix up to and
-  including it is skipped, as LocalStore and moto do);
+  including it is skipped, as LocalStore and moto do); the last page says so;
 - conditional puts: `if_none_match=True` only creates, `if_match=ETAG` only
   replaces that version; a lost condition raises PreconditionFailedError;
 - an ETag that changes on every write, even of the same bytes;
@@ -96,7 +96,7 @@ class MemoryStore:
             entries.append((key, False))
         if not entries:
             self.counts.list += 1
-            yield ListPage()
+            yield ListPage(last=True)
             return
         for start in range(0, len(entries), self.page_size):
             self.counts.list += 1
@@ -104,6 +104,7 @@ class MemoryStore:
             yield ListPage(
                 tuple(self.info(key) for key, is_prefix in chunk if not is_prefix),
                 tuple(key for key, is_prefix in chunk if is_prefix),
+                last=start + self.page_size >= len(entries),
             )
 
     async def get(self, key: str) -> Fetched:

@@ -246,6 +246,25 @@ def test_a_flat_listing_seeks_past_old_days_instead_of_paging_through_them() -> 
     asyncio.run(scenario())
 
 
+def test_a_flat_listing_whose_last_page_ends_past_the_window_lists_no_further() -> None:
+    async def scenario() -> None:
+        # GIVEN a recipe of five days, every key of its jobs/ folder on one page
+        store = MemoryStore(page_size=100)
+        for day in range(18, 23):
+            store.add(job_key("100", day=dt.date(2024, 8, day)), b"{}")
+        flat = ListingOptions(Listing.FLAT)
+        # WHEN it is listed flat for the 20th on, then for the 20th alone (the page ends past the window)
+        lists = []
+        for window in (Window(D20, None), Window(D20, D20)):
+            store.counts.list = 0
+            await listing_by_root(store, window, flat)
+            lists.append(store.counts.list)
+        # THEN both cost the same LISTs: no seek past the last page starts another one
+        assert lists[0] == lists[1]
+
+    asyncio.run(scenario())
+
+
 def test_a_workspace_over_the_key_budget_is_listed_by_folders_instead() -> None:
     async def scenario() -> None:
         # GIVEN a budget of 10 held keys, less than either workspace's jobs/ folder holds

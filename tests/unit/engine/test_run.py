@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import AsyncIterator
 
 from archiver.config import Settings
 from archiver.engine import ledger
 from archiver.engine.api import compact, compact_keys
 from archiver.engine.units import UnitScope
-from archiver.storage.store import Fetched, RequestCounts
+from archiver.storage.store import Fetched, ListPage, RequestCounts
 from tests.unit.engine.jobs import job_body, job_key
 from tests.unit.engine.memory_store import MemoryStore
 
@@ -62,6 +63,91 @@ def test_a_rerun_of_an_archived_source_costs_lists_only() -> None:
         assert again.objects_archived == 0 and again.objects_skipped == 6
         assert again.requests["get"] == again.requests["put"] == again.requests["delete"] == 0
         assert again.requests["list"] > 0
+
+    asyncio.run(scenario())
+
+
+class ListLog(MemoryStore):
+    """A MemoryStore that remembers the prefix of every LIST request."""
+
+    def __init__(self) -> None:
+        super().__init__(page_size=100)
+        self.listed: list[str] = []
+
+    async def list_pages(
+        self, prefix: str, *, delimiter: str | None = None, start_after: str | None = None
+    ) -> AsyncIterator[ListPage]:
+        async for page in super().list_pages(prefix, delimiter=delimiter, start_after=start_after):
+            self.listed.append(prefix)
+            yield page
+
+
+def data_lists(dest: ListLog) -> list[str]:
+    return [prefix for prefix in dest.listed if prefix.split("/")[0] in ("jobs", "job_lines", "quarantine")]
+
+
+def test_a_run_lists_its_days_data_folders_once_and_its_markers_match_a_fresh_listing() -> None:
+    async def scenario() -> None:
+        # GIVEN ten days of three jobs each
+        source, dest = MemoryStore(), ListLog()
+        for day in range(10, 20):
+            for job in ("100", "101", "102"):
+                source.add(job_key(job, day=dt.date(2024, 8, day)), job_body(job))
+        # WHEN a run archives them, then a run with nothing new
+        first = await compact(source, dest, SETTINGS, clock=clock)
+        first_lists = data_lists(dest)
+        dest.listed.clear()
+        source.counts, dest.counts = RequestCounts(), RequestCounts()
+        again = await compact(source, dest, SETTINGS, clock=clock)
+        # THEN each run listed the data folders once each (not three prefixes a day), before its commits
+        assert first.objects_archived == 30
+        assert sorted(first_lists) == sorted(data_lists(dest)) == ["job_lines/", "jobs/", "quarantine/"]
+        # AND the markers the first run made from that listing and its own commits match what the
+        # rerun lists: every day of its window (the lookback) is skipped, with no GET or PUT
+        assert again.objects_archived == 0 and again.objects_skipped == again.objects_listed > 3
+        assert again.requests["get"] == again.requests["put"] == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_day_of_one_unit_is_marked_seen_without_a_settled_marker() -> None:
+    async def scenario() -> None:
+        # GIVEN two days of three jobs, each day one unit
+        source, dest = MemoryStore(), MemoryStore()
+        two_days(source)
+        # WHEN a run archives them
+        await compact(source, dest, SETTINGS, clock=clock)
+        # THEN each day has its seen marker, and no settled marker: the seen marker says as much, a PUT less
+        for unit in ("day=2024-08-19", "day=2024-08-20"):
+            assert seen_markers(dest, unit)
+            assert not dest.keys(ledger.settled_key(unit, ""))
+
+    asyncio.run(scenario())
+
+
+def test_a_data_file_deleted_while_the_run_goes_on_is_found_by_the_next_run() -> None:
+    async def scenario() -> None:
+        # GIVEN a day archived once
+        source, dest = MemoryStore(), MemoryStore()
+        two_days(source)
+        await compact(source, dest, SETTINGS, clock=clock)
+        (lines,) = dest.keys("job_lines/date=2024-08-19/")
+        # WHEN a new job arrives that day, and the day's lines file is deleted by mistake while the run
+        # commits it (after the run listed the archive, before it marks the day seen)
+        source.add(job_key("103", day=D19), job_body("103"))
+
+        async def delete_lines(key: str) -> None:
+            if key == ledger.head_key("day=2024-08-19") and lines in dest.objects:
+                del dest.objects[lines]
+
+        dest.before_put = delete_lines
+        second = await compact(source, dest, SETTINGS, clock=clock)
+        dest.before_put = None
+        assert second.objects_archived == 1 and lines not in dest.objects
+        # THEN the next run does not take the day for done: it finds the file gone and writes its rows again
+        third = await compact(source, dest, SETTINGS, clock=clock)
+        assert lines in third.missing_files
+        assert third.objects_archived == 3
 
     asyncio.run(scenario())
 
@@ -143,6 +229,53 @@ def test_a_stale_event_about_a_replaced_version_changes_nothing() -> None:
         assert again.by_store["source"]["head"] == 1 and again.by_store["source"]["get"] == 0
         assert again.requests["put"] == 0 and again.objects_skipped == 1
         assert sorted(dest.keys("jobs/")) == files
+
+    asyncio.run(scenario())
+
+
+def named_by_heads(dest: MemoryStore) -> set[str]:
+    named: set[str] = set()
+    for key in dest.keys(ledger.LEDGER_ROOT):
+        if key.endswith(ledger.HEAD_NAME):
+            head = ledger.decode_head(dest.body(key))
+            named |= head.file_keys() | head.ledger_keys()
+    return named
+
+
+def test_event_batches_without_sweep_find_units_by_their_heads_and_a_compact_sweeps_crash_leftovers() -> None:
+    async def scenario() -> None:
+        # GIVEN a day split into units of at most 6 objects, archived from events
+        source, dest = MemoryStore(), MemoryStore()
+        settings = Settings(parse_workers=1, retire_grace_seconds=0, unit_max_objects=6)
+        first = [source.add(job_key(str(100 + n)), job_body(str(100 + n))) for n in range(10)]
+        await compact_keys(source, dest, settings, [], described=first, clock=clock)
+        assert len([key for key in dest.keys(ledger.LEDGER_ROOT) if key.endswith(ledger.HEAD_NAME)]) > 1
+        # ... and a batch whose commit crashed after its uploads (its head write never happened)
+        doomed = source.add(job_key("200"), job_body("200"))
+
+        async def crash(key: str) -> None:
+            if key.endswith(ledger.HEAD_NAME):
+                raise RuntimeError("killed")
+
+        dest.before_put = crash
+        await compact_keys(source, dest, settings, [], described=[doomed], clock=clock)
+        dest.before_put = None
+        leftovers = {key for key in dest.objects if key.endswith(".parquet")} - named_by_heads(dest)
+        assert leftovers
+        # WHEN the next batch of first deliveries is archived without a sweep
+        dest.counts = RequestCounts()
+        later = source.add(job_key("300"), job_body("300"))
+        batch = await compact_keys(
+            source, dest, settings, [], described=[later, doomed], sweep=False, clock=clock
+        )
+        # THEN it lists nothing of the archive and routes through the split it read from the heads
+        assert batch.by_store["dest"]["list"] == 0
+        assert batch.objects_archived == 2 and not batch.failures
+        # AND the crash's leftovers wait for a run that lists the ledger: a compact of the day removes them
+        assert leftovers <= set(dest.objects)
+        await compact(source, dest, settings, clock=clock)
+        assert not leftovers & set(dest.objects)
+        assert {key for key in dest.objects if key.endswith(".parquet")} <= named_by_heads(dest)
 
     asyncio.run(scenario())
 
