@@ -1,0 +1,63 @@
+"""Whether a text holds any of a few words, in one pass over it however many words there are.
+
+The redaction policy's cheap test (does an object's payload text hold a secret-like word or a
+key a rule names?) runs on every object, so it must cost little next to parsing the object.
+Python has no fast way to look for several words at once: `in` reads the text once per word
+(about 1 ns a byte each, nine passes for the secret hints), and `re` tries every alternative at
+every position (over 50 ns a byte for the same words). Rust's regex engine finds a set of literal
+words with a vectorised prefilter, over a gigabyte a second. pydantic-core runs that engine for
+string patterns, so a `str` schema whose pattern is the words is that engine, compiled once; a
+union with a plain `str` makes a text with none of the words an ordinary result instead of a
+raised error, and the words' branch answers `True`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from pydantic_core import SchemaValidator, ValidationError, core_schema
+
+
+def _found(_: str) -> bool:
+    return True
+
+
+class WordSearch:
+    """Finds whether ASCII text holds any of `words` (ASCII bytes, matched as they are)."""
+
+    __slots__ = ("_validate", "words")
+
+    def __init__(self, words: tuple[bytes, ...]) -> None:
+        self.words = words
+        pattern = "|".join("".join(_literal(byte) for byte in word) for word in words)
+        found = core_schema.no_info_after_validator_function(_found, core_schema.str_schema(pattern=pattern))
+        schema = core_schema.union_schema([found, core_schema.str_schema()], mode="left_to_right")
+        config = core_schema.CoreConfig(regex_engine="rust-regex")
+        self._validate = SchemaValidator(schema, config).validate_python
+
+    def found_in(self, text: bytes) -> bool:
+        if not self.words:
+            return False
+        try:
+            return self._validate(text) is True
+        except ValidationError:  # not UTF-8 (the callers pass ASCII): say yes, so the caller looks properly
+            return True
+
+    def __reduce__(self) -> tuple[object, tuple[tuple[bytes, ...]]]:
+        """Sent to a worker process as its words: each process compiles a set of words once."""
+        return word_search, (self.words,)
+
+    def __repr__(self) -> str:
+        return f"WordSearch({self.words!r})"
+
+
+@functools.lru_cache(maxsize=256)
+def word_search(words: tuple[bytes, ...]) -> WordSearch:
+    """The search for these words, compiled once per process."""
+    return WordSearch(words)
+
+
+def _literal(byte: int) -> str:
+    """One byte of a word as a pattern that matches only that byte (letters and digits as themselves)."""
+    char = chr(byte)
+    return char if char.isascii() and char.isalnum() else f"\\x{byte:02x}"
