@@ -31,7 +31,6 @@ key), which every data file records.
 from __future__ import annotations
 
 import difflib
-import functools
 import hashlib
 import re
 import tomllib
@@ -105,11 +104,25 @@ def fold_bytes(data: bytes) -> bytes:
     return data.translate(_FOLD_BYTES, _FOLD_DELETE)
 
 
-@functools.lru_cache(maxsize=8192)
+class _SecretNames(dict[str, bool]):
+    """Key name -> whether it names a secret, filled as names are asked: a payload walk asks once per
+    key, and a dict subscript is the cheapest answer there is. Emptied past 65,536 names."""
+
+    def __missing__(self, name: str) -> bool:
+        if len(self) >= 65_536:
+            self.clear()
+        secret = self[name] = fold(name).endswith(SECRET_SUFFIXES)
+        return secret
+
+
+SECRET_NAMES = _SecretNames()
+"""`SECRET_NAMES[name]` is `is_secret_key(name)`, for loops that ask it of every key."""
+
+
 def is_secret_key(name: str) -> bool:
     """Whether a JSON key names a secret: password, api_key, X-Api-Key, Authorization, clientSecret,
     private-key, Set-Cookie, credentials... (its folded form ends with one of SECRET_SUFFIXES)."""
-    return fold(name).endswith(SECRET_SUFFIXES)
+    return SECRET_NAMES[name]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +188,11 @@ class Policy:
     hints: tuple[bytes, ...] | None = field(init=False, repr=False, compare=False)
     """What the payload columns' cheap tests look for, together (None: some column walks every value)."""
     search: WordSearch | None = field(init=False, repr=False, compare=False)
+    walks: Mapping[str, tuple[tuple[str, PayloadRules | None], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    """Per table, each payload column and the rules its values are walked by (None: never walked, as
+    the column's own rule replaces it whole or its payload rules do nothing)."""
 
     def __post_init__(self) -> None:
         hints: dict[bytes, None] | None = {}
@@ -183,6 +201,17 @@ class Policy:
                 hints = None if rules.hints is None else hints | dict.fromkeys(rules.byte_hints)
         object.__setattr__(self, "hints", None if hints is None else tuple(hints))
         object.__setattr__(self, "search", None if hints is None else word_search(tuple(hints)))
+        walks = {
+            table: tuple((column, self._walked_by(table, column)) for column in names)
+            for table, names in PAYLOAD_COLUMNS.items()
+        }
+        object.__setattr__(self, "walks", walks)
+
+    def _walked_by(self, table: str, column: str) -> PayloadRules | None:
+        rules = self.payload.get((table, column))
+        if self.columns.get(table, {}).get(column, KEEP) in TERMINAL or rules is None or rules.inert:
+            return None
+        return rules
 
     def may_touch(self, payloads: bytes) -> bool:
         """Whether any payload rule can apply to a row's (or an object's) payloads, joined: one cheap test

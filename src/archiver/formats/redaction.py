@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable
-from itertools import chain
 from typing import Any
 
 import orjson
@@ -27,6 +26,7 @@ from archiver.formats.policy import (
     MASK,
     PAYLOAD_COLUMNS,
     REDACT,
+    SECRET_NAMES,
     TERMINAL,
     PayloadRules,
     Policy,
@@ -51,7 +51,7 @@ def redact_parsed(policy: Policy, parsed: ParsedObject) -> ParsedObject:
     if not payloads and not policy.columns:
         return parsed
     rows = _rows(parsed)
-    cells = _payload_cells(rows) if payloads else []  # before the column rules replace any
+    cells = _payload_cells(policy, rows) if payloads else []  # before the column rules replace any
     if policy.columns:
         for table, row in rows:
             redact_row(policy, table, row, payloads=False)
@@ -66,12 +66,13 @@ _EVENT_COLUMNS = PAYLOAD_COLUMNS["activity"]
 
 def _joined_payloads(parsed: ParsedObject) -> bytes:
     """Every payload value of the object as one text, `\\0` between values, in `_rows` order, empty ones
-    left out (itemgetters, chains and joins: C loops, not Python ones; a text value, which the join
-    refuses, is encoded only then)."""
+    left out (itemgetters and joins, no call per value; a text value, which the join refuses, is
+    encoded only then)."""
     values: list[Any] = []
     for state in parsed.jobs:
         values += _JOB_PAYLOADS(state.row)
-        values += chain.from_iterable(map(_LINE_PAYLOADS, state.lines))
+        for line in state.lines:
+            values += _LINE_PAYLOADS(line)
     values += [event.row.get(column) for event in parsed.activity for column in _EVENT_COLUMNS]
     try:
         return b"\0".join(filter(None, values))
@@ -89,15 +90,14 @@ def _rows(parsed: ParsedObject) -> list[tuple[str, Row]]:
     return rows
 
 
-Cell = tuple[str, Row, str]
-"""(table, row, payload column)."""
+Cell = tuple[PayloadRules | None, Row, str]
+"""(the rules the value is walked by, row, payload column): see `Policy.walks`."""
 
 
-def _payload_cells(rows: list[tuple[str, Row]]) -> list[Cell]:
+def _payload_cells(policy: Policy, rows: list[tuple[str, Row]]) -> list[Cell]:
     """The rows' payload values that `_joined_payloads` joins, in its order."""
-    return [
-        (table, row, column) for table, row in rows for column in PAYLOAD_COLUMNS[table] if row.get(column)
-    ]
+    walks = policy.walks
+    return [(rules, row, column) for table, row in rows for column, rules in walks[table] if row.get(column)]
 
 
 def _redact_payloads(policy: Policy, cells: list[Cell], folded: bytes | None) -> None:
@@ -106,18 +106,13 @@ def _redact_payloads(policy: Policy, cells: list[Cell], folded: bytes | None) ->
     pieces: list[bytes | None] = [] if folded is None else list(folded.split(b"\0"))
     if len(pieces) != len(cells):  # a value holding a NUL cuts in two: each value is folded on its own
         pieces = [None] * len(cells)
-    for (table, row, column), piece in zip(cells, pieces, strict=True):
-        if policy.column_rules(table).get(column, KEEP) in TERMINAL:
-            continue  # replaced whole by its column rule (redact_row)
-        rules = policy.payload_rules(table, column)
-        if rules is None or rules.inert:
+    for (rules, row, column), piece in zip(cells, pieces, strict=True):
+        if rules is None:
             continue
         value = row[column]
-        if rules.search is not None and not rules.search.found_in(
-            fold_bytes(_utf8(value)) if piece is None else piece
-        ):
-            continue
-        row[column] = _apply_rules(rules, policy.key, value)
+        search = rules.search
+        if search is None or search.found_in(fold_bytes(_utf8(value)) if piece is None else piece):
+            row[column] = _apply_rules(rules, policy.key, value)
 
 
 def _utf8(value: str | bytes) -> bytes:
@@ -169,17 +164,21 @@ def _apply_rules(rules: PayloadRules, key: bytes, value: str | bytes) -> str | b
     return encoded if isinstance(value, bytes) else encoded.decode()
 
 
+_JSON_STARTS = frozenset("{[ \t\n\r")
+"""The first characters of a string `looks_like_json` may say yes to (whitespace: it looks further)."""
+
+
+def _plain(value: Any) -> bool:
+    """A scalar no walk changes unless masking: not a container, not a string that may hold JSON."""
+    kind = type(value)
+    return kind is not dict and kind is not list and (kind is not str or value[:1] not in _JSON_STARTS)
+
+
 def looks_like_json(text: str) -> bool:
     first = text[:1]
     if first in ("{", "["):
         return True
     return first.isspace() and text.lstrip()[:1] in ("{", "[")
-
-
-def _may_change(value: Any, masking: bool) -> bool:
-    """Whether a walk can change this value: a container, a string holding JSON, or anything masked."""
-    kind = type(value)
-    return kind is dict or kind is list or masking or (kind is str and looks_like_json(value))
 
 
 def apply_action(action: str, value: Any, key: bytes) -> Any:
@@ -252,37 +251,45 @@ class _Walk:
         self.secrets = None if rules.secrets == KEEP else rules.secrets
 
     def value(self, value: Any, states: tuple[State, ...], masking: bool) -> tuple[Any, bool]:
-        kind = type(value)
-        if kind is dict:
-            return self.mapping(value, states, masking)
-        if kind is list:
-            return self.sequence(value, states, masking)
-        if kind is str:
-            return self.text(value, states, masking)
-        if masking and kind is int:
-            masked = mask_number(value)
-            return masked, masked is not value
-        return value, False
+        return self.child(value, states, masking, None)
 
     def mapping(self, value: dict[str, Any], states: tuple[State, ...], masking: bool) -> tuple[Any, bool]:
+        if not states and not masking:
+            return self.keyed(value)
         out: dict[str, Any] | None = None
-        keys, secrets = self.keys, self.secrets
         for name, child in value.items():
-            if states:
-                following = self.advance(states, name)
-                action = self.action(name, following)
-            else:  # `action` without paths, inline: the common case, once per key of every payload
-                following = states
-                action = keys.get(name.lower()) if keys else None
-                if action is None and secrets is not None and is_secret_key(name):
-                    action = secrets
-            if action in TERMINAL:
-                new = apply_action(action, child, self.key)
-                changed = new != child
-            elif _may_change(child, masking or action == MASK):
-                new, changed = self.value(child, following, masking or action == MASK)
-            else:
+            following = self.advance(states, name) if states else states
+            action = self.action(name, following)
+            if action is None and not masking and _plain(child):
                 continue
+            new, changed = self.child(child, following, masking, action)
+            if changed:
+                if out is None:
+                    out = dict(value)
+                out[name] = new
+        return (value, False) if out is None else (out, True)
+
+    def keyed(self, value: dict[str, Any]) -> tuple[Any, bool]:
+        """`mapping` with no path under way and nothing masked, where only key rules and the secrets rule
+        apply: the whole walk of the default policy, once per key of a payload, so all inline."""
+        out: dict[str, Any] | None = None
+        keys, secrets, secret_names = self.keys, self.secrets, SECRET_NAMES
+        for name, child in value.items():
+            action = keys.get(name.lower()) if keys else None
+            if action is None and secrets is not None and secret_names[name]:
+                action = secrets
+            if action is not None:
+                new, changed = self.child(child, (), False, action)
+            else:
+                kind = type(child)
+                if kind is dict:
+                    new, changed = self.keyed(child)
+                elif kind is list:
+                    new, changed = self.sequence(child, (), False)
+                elif kind is str and child[:1] in _JSON_STARTS:
+                    new, changed = self.text(child, (), False)
+                else:
+                    continue
             if changed:
                 if out is None:
                     out = dict(value)
@@ -294,18 +301,37 @@ class _Walk:
         following = tuple(dict.fromkeys((*states, *self.advance(states, None)))) if states else states
         action = self.matched(following) if following else None
         for index, child in enumerate(value):
-            if action in TERMINAL:
-                new = apply_action(action, child, self.key)
-                changed = new != child
-            elif _may_change(child, masking or action == MASK):
-                new, changed = self.value(child, following, masking or action == MASK)
-            else:
+            if action is None and not masking and _plain(child):
                 continue
+            new, changed = self.child(child, following, masking, action)
             if changed:
                 if out is None:
                     out = list(value)
                 out[index] = new
         return (value, False) if out is None else (out, True)
+
+    def child(
+        self, value: Any, states: tuple[State, ...], masking: bool, action: str | None
+    ) -> tuple[Any, bool]:
+        """A value under a key or in an array, where `action` (None: no rule) applies."""
+        if action is not None:
+            if action in TERMINAL:
+                new = apply_action(action, value, self.key)
+                return new, new != value
+            masking = masking or action == MASK
+        kind = type(value)
+        if kind is dict:
+            return self.mapping(value, states, masking)
+        if kind is list:
+            return self.sequence(value, states, masking)
+        if kind is str:
+            if masking or value[:1] in _JSON_STARTS:
+                return self.text(value, states, masking)
+            return value, False
+        if masking and kind is int:
+            masked = mask_number(value)
+            return masked, masked is not value
+        return value, False
 
     def text(self, value: str, states: tuple[State, ...], masking: bool) -> tuple[Any, bool]:
         """A string: JSON inside it is walked like the rest (and written back compact); else masked."""
