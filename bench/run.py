@@ -9,7 +9,7 @@ Corpora are cached under bench/out/ (a `<name>.stamp.json` beside each records w
     python bench/run.py                 # everything (about 15 minutes on 2 cores, +5 the first time)
     python bench/run.py --million       # also a 1,000,000-job day in the scaling section (+30 min)
     python bench/run.py --only heldout  # one section: heldout, synth, moto, memory, scaling, incremental,
-                                        # cost, publish
+                                        # cost, publish, policy
     python bench/run.py --profile       # cProfile one archiver run on the held-out corpus; print hotspots
     python bench/run.py --memprofile corpus-big   # where the archiver's Python heap peaks
 """
@@ -46,7 +46,7 @@ from scaling import scaling_section
 from sections import local_incremental_section, local_section, memory_section, moto_section
 from summary import render, table, targets
 
-SECTIONS = ("heldout", "synth", "moto", "memory", "scaling", "incremental", "cost", "publish")
+SECTIONS = ("heldout", "synth", "moto", "memory", "scaling", "incremental", "cost", "publish", "policy")
 
 COST_SHAPE = {"recipes": 480, "workspaces": 8, "world_seed": 20}
 """The cost corpora's world: 8 workspaces x 60 recipes, busy in a skewed way (issue 15)."""
@@ -143,6 +143,10 @@ def _parser() -> argparse.ArgumentParser:
         default=BASELINE_REF,
         help="commit whose code the cost section also measures, side by side ('' for none)",
     )
+    parser.add_argument(
+        "--policy-objects", type=int, default=20_000, help="objects of each corpus of the policy section"
+    )
+    parser.add_argument("--policy-rounds", type=int, default=5, help="interleaved policy rounds (5)")
     parser.add_argument("--only", action="append", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--no-moto", action="store_true", help="skip everything that runs against moto")
     parser.add_argument(
@@ -308,6 +312,11 @@ def _main(argv: list[str] | None) -> int:
             results["cost"] = _cost(args, corpus)
         if "publish" in wanted:
             results["publish"] = _publish(args, corpus)
+        if "policy" in wanted:
+            from policy import measure_policy_cost
+
+            log(f"policy: parse files/s with no, the default and a heavy policy, {args.policy_rounds} rounds")
+            results["policy"] = measure_policy_cost(args.policy_objects, args.policy_rounds)
         if "scaling" in wanted:  # last: gigabytes of files push the other corpora out of the page cache
             sizes = sorted(set(args.scale_jobs + ([1_000_000] if args.million else [])))
             days = {

@@ -359,6 +359,10 @@ def render(results: dict[str, Any]) -> str:
         out.extend(cost_tables(results["cost"]))
     if results.get("publish"):
         out.append(_publish_table(results["publish"]))
+    if results.get("policy"):
+        from policy import policy_tables
+
+        out.extend(policy_tables(results["policy"]))
     out.append(render_targets(results["targets"]))
     return "\n".join(out)
 
@@ -581,6 +585,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.extend(cost_targets(results["cost"]))
     if results.get("publish"):
         rows.extend(_publish_targets(results["publish"]))
+    if results.get("policy"):
+        from policy import policy_targets
+
+        rows.extend(policy_targets(results["policy"]))
     for label, figures in results.get("incremental", {}).items():
         gets = (figures["new_day"].get("source_requests") or {}).get("get")
         new = figures["new_objects"]

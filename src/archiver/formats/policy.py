@@ -31,7 +31,6 @@ key), which every data file records.
 from __future__ import annotations
 
 import difflib
-import functools
 import hashlib
 import re
 import tomllib
@@ -45,6 +44,7 @@ import pyarrow as pa
 from archiver.errors import PolicyError
 from archiver.formats.masking import key_id
 from archiver.formats.schema import TABLES
+from archiver.formats.wordsearch import WordSearch, word_search
 
 KEEP, DROP, HASH, MASK, REDACT = "keep", "drop", "hash", "mask", "redact"
 ACTIONS = (KEEP, DROP, HASH, MASK, REDACT)
@@ -78,8 +78,12 @@ SECRET_SUFFIXES = (
 )  # fmt: skip
 SECRET_HINTS = ("pass", "pwd", "secret", "token", "apikey", "auth", "cookie", "privatekey", "credential")
 """Every folded secret key holds one of these: folded text with none of them holds no secret key."""
-_FOLD_BYTES = bytes.maketrans(bytes(range(65, 91)), bytes(range(97, 123)))
-_FOLD_DELETE = b"_- "
+# `fold_bytes`: ASCII letters lower-cased; the last byte of the Kelvin sign (U+212A, the one non-ASCII
+# character `str.lower` turns into an ASCII letter, "k") read as that "k"; every other byte above ASCII,
+# `_`, `-` and spaces dropped.
+_KELVIN_LAST = 0xAA
+_FOLD_BYTES = bytes.maketrans(bytes([*range(65, 91), _KELVIN_LAST]), bytes([*range(97, 123), ord("k")]))
+_FOLD_DELETE = b"_- " + bytes(byte for byte in range(128, 256) if byte != _KELVIN_LAST)
 _FOLD_TEXT = str.maketrans("", "", "_- ")
 
 _PATH_STEP = re.compile(
@@ -93,15 +97,32 @@ def fold(text: str) -> str:
 
 
 def fold_bytes(data: bytes) -> bytes:
-    """`fold` of UTF-8 text, in one pass (ASCII letters only: hints are ASCII)."""
+    """UTF-8 text as the cheap tests read it, in one pass: what `fold` makes of its ASCII letters and of
+    the Kelvin sign, every other non-ASCII byte dropped. Hints are ASCII, and dropping bytes only brings
+    others together, so every hint `fold` finds in the text is still found; what is left is ASCII, which
+    the word search reads fastest."""
     return data.translate(_FOLD_BYTES, _FOLD_DELETE)
 
 
-@functools.lru_cache(maxsize=8192)
+class _SecretNames(dict[str, bool]):
+    """Key name -> whether it names a secret, filled as names are asked: a payload walk asks once per
+    key, and a dict subscript is the cheapest answer there is. Emptied past 65,536 names."""
+
+    def __missing__(self, name: str) -> bool:
+        if len(self) >= 65_536:
+            self.clear()
+        secret = self[name] = fold(name).endswith(SECRET_SUFFIXES)
+        return secret
+
+
+SECRET_NAMES = _SecretNames()
+"""`SECRET_NAMES[name]` is `is_secret_key(name)`, for loops that ask it of every key."""
+
+
 def is_secret_key(name: str) -> bool:
     """Whether a JSON key names a secret: password, api_key, X-Api-Key, Authorization, clientSecret,
     private-key, Set-Cookie, credentials... (its folded form ends with one of SECRET_SUFFIXES)."""
-    return fold(name).endswith(SECRET_SUFFIXES)
+    return SECRET_NAMES[name]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +152,11 @@ class PayloadRules:
     hints: tuple[str, ...] | None = None
     """Folded text (see `fold`) holding none of these has nothing the rules touch (None: no such test)."""
     byte_hints: tuple[bytes, ...] = field(init=False, default=())
+    search: WordSearch | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "byte_hints", tuple(hint.encode() for hint in self.hints or ()))
+        object.__setattr__(self, "search", None if self.hints is None else word_search(self.byte_hints))
 
     @property
     def by_keys_only(self) -> bool:
@@ -145,13 +168,12 @@ class PayloadRules:
         return not self.paths and not self.keys and self.secrets == KEEP and self.whole == KEEP
 
     def may_apply(self, value: str | bytes) -> bool:
-        """Whether the rules can touch anything in this text: a cheap test (one folded copy and a few
-        substring searches, no parsing)."""
-        if self.hints is None:
+        """Whether the rules can touch anything in this text: a cheap test (one folded copy and one
+        search for every hint at once, no parsing)."""
+        if self.search is None:
             return True
-        if isinstance(value, bytes):
-            return any(map(fold_bytes(value).__contains__, self.byte_hints))
-        return any(map(fold(value).__contains__, self.hints))
+        text = value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
+        return self.search.found_in(fold_bytes(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +187,12 @@ class Policy:
     key: bytes = field(default=b"", repr=False, compare=False)
     hints: tuple[bytes, ...] | None = field(init=False, repr=False, compare=False)
     """What the payload columns' cheap tests look for, together (None: some column walks every value)."""
+    search: WordSearch | None = field(init=False, repr=False, compare=False)
+    walks: Mapping[str, tuple[tuple[str, PayloadRules | None], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    """Per table, each payload column and the rules its values are walked by (None: never walked, as
+    the column's own rule replaces it whole or its payload rules do nothing)."""
 
     def __post_init__(self) -> None:
         hints: dict[bytes, None] | None = {}
@@ -172,13 +200,28 @@ class Policy:
             if hints is not None and not rules.inert:
                 hints = None if rules.hints is None else hints | dict.fromkeys(rules.byte_hints)
         object.__setattr__(self, "hints", None if hints is None else tuple(hints))
+        object.__setattr__(self, "search", None if hints is None else word_search(tuple(hints)))
+        walks = {
+            table: tuple((column, self._walked_by(table, column)) for column in names)
+            for table, names in PAYLOAD_COLUMNS.items()
+        }
+        object.__setattr__(self, "walks", walks)
+
+    def _walked_by(self, table: str, column: str) -> PayloadRules | None:
+        rules = self.payload.get((table, column))
+        if self.columns.get(table, {}).get(column, KEEP) in TERMINAL or rules is None or rules.inert:
+            return None
+        return rules
 
     def may_touch(self, payloads: bytes) -> bool:
         """Whether any payload rule can apply to a row's (or an object's) payloads, joined: one cheap test
-        that lets most objects through with no payload parsed."""
-        if self.hints is None:
-            return True
-        return any(map(fold_bytes(payloads).__contains__, self.hints))
+        (one folded copy, one search for every hint at once) that lets most objects through with no
+        payload parsed."""
+        return self.may_touch_folded(fold_bytes(payloads))
+
+    def may_touch_folded(self, folded: bytes) -> bool:
+        """`may_touch` of payloads already folded (`fold_bytes`)."""
+        return self.search is None or self.search.found_in(folded)
 
     def column_rules(self, table: str) -> Mapping[str, str]:
         return self.columns.get(table, {})

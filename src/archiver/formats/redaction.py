@@ -26,9 +26,11 @@ from archiver.formats.policy import (
     MASK,
     PAYLOAD_COLUMNS,
     REDACT,
+    SECRET_NAMES,
     TERMINAL,
     PayloadRules,
     Policy,
+    fold_bytes,
     is_secret_key,
 )
 from archiver.formats.records import ParsedObject, Row
@@ -40,34 +42,77 @@ State = tuple[int, int]
 def redact_parsed(policy: Policy, parsed: ParsedObject) -> ParsedObject:
     """The object's rows under the policy (changed in place; the same object is returned).
 
-    One cheap test over all the object's payloads joined settles, for most objects,
-    that no payload rule applies: then none is parsed.
+    One cheap test over all the object's payloads joined and folded settles, for most
+    objects, that no payload rule applies: then none is parsed. Where one may, the same
+    folded text, cut back into its values, says which: only those are parsed.
     """
-    jobs, events = parsed.jobs, parsed.activity
-    payloads = policy.hints is None or policy.may_touch(_joined_payloads(parsed))
+    folded = None if policy.search is None else fold_bytes(_joined_payloads(parsed))
+    payloads = folded is None or policy.may_touch_folded(folded)
     if not payloads and not policy.columns:
         return parsed
-    for state in jobs:
-        redact_row(policy, "jobs", state.row, payloads=payloads)
-        for line in state.lines:
-            redact_row(policy, "job_lines", line, payloads=payloads)
-    for event in events:
-        redact_row(policy, "activity", event.row, payloads=payloads)
+    rows = _rows(parsed)
+    cells = _payload_cells(policy, rows) if payloads else []  # before the column rules replace any
+    if policy.columns:
+        for table, row in rows:
+            redact_row(policy, table, row, payloads=False)
+    _redact_payloads(policy, cells, folded)
     return parsed
 
 
 _JOB_PAYLOADS = operator.itemgetter(*PAYLOAD_COLUMNS["jobs"])
 _LINE_PAYLOADS = operator.itemgetter(*PAYLOAD_COLUMNS["job_lines"])
+_EVENT_COLUMNS = PAYLOAD_COLUMNS["activity"]
 
 
 def _joined_payloads(parsed: ParsedObject) -> bytes:
-    """Every payload value of the object as one text (itemgetters and joins: C loops, not Python ones)."""
+    """Every payload value of the object as one text, `\\0` between values, in `_rows` order, empty ones
+    left out (itemgetters and joins, no call per value; a text value, which the join refuses, is
+    encoded only then)."""
     values: list[Any] = []
     for state in parsed.jobs:
         values += _JOB_PAYLOADS(state.row)
-        values += [value for line in state.lines for value in _LINE_PAYLOADS(line)]
-    values += [event.row["details"] for event in parsed.activity]
-    return b"\0".join([value if value.__class__ is bytes else _utf8(value) for value in values if value])
+        for line in state.lines:
+            values += _LINE_PAYLOADS(line)
+    values += [event.row.get(column) for event in parsed.activity for column in _EVENT_COLUMNS]
+    try:
+        return b"\0".join(filter(None, values))
+    except TypeError:
+        return b"\0".join([_utf8(value) for value in values if value])
+
+
+def _rows(parsed: ParsedObject) -> list[tuple[str, Row]]:
+    """The object's rows with their tables, in the order `_joined_payloads` reads them."""
+    rows: list[tuple[str, Row]] = []
+    for state in parsed.jobs:
+        rows.append(("jobs", state.row))
+        rows += [("job_lines", line) for line in state.lines]
+    rows += [("activity", event.row) for event in parsed.activity]
+    return rows
+
+
+Cell = tuple[PayloadRules | None, Row, str]
+"""(the rules the value is walked by, row, payload column): see `Policy.walks`."""
+
+
+def _payload_cells(policy: Policy, rows: list[tuple[str, Row]]) -> list[Cell]:
+    """The rows' payload values that `_joined_payloads` joins, in its order."""
+    walks = policy.walks
+    return [(rules, row, column) for table, row in rows for column, rules in walks[table] if row.get(column)]
+
+
+def _redact_payloads(policy: Policy, cells: list[Cell], folded: bytes | None) -> None:
+    """The payload rules on these payload values (`folded`: their `_joined_payloads`, folded, taken
+    before any column rule applied; it tells each value's cheap test without folding it again)."""
+    pieces: list[bytes | None] = [] if folded is None else list(folded.split(b"\0"))
+    if len(pieces) != len(cells):  # a value holding a NUL cuts in two: each value is folded on its own
+        pieces = [None] * len(cells)
+    for (rules, row, column), piece in zip(cells, pieces, strict=True):
+        if rules is None:
+            continue
+        value = row[column]
+        search = rules.search
+        if search is None or search.found_in(fold_bytes(_utf8(value)) if piece is None else piece):
+            row[column] = _apply_rules(rules, policy.key, value)
 
 
 def _utf8(value: str | bytes) -> bytes:
@@ -101,44 +146,32 @@ def redact_payload(policy: Policy, table: str, column: str, value: str | bytes) 
     rules = policy.payload_rules(table, column)
     if rules is None or rules.inert or not rules.may_apply(value):
         return value
+    return _apply_rules(rules, policy.key, value)
+
+
+def _apply_rules(rules: PayloadRules, key: bytes, value: str | bytes) -> str | bytes:
+    """A payload value under its column's rules (past the cheap test): the same value if nothing changes."""
+    masking = rules.whole == MASK
     try:
         document: Any = orjson.loads(value)
     except orjson.JSONDecodeError:
-        new, changed = _Walk(rules, policy.key).text(str(_text(value)), _start(rules), rules.whole == MASK)
+        new, changed = _Walk(rules, key).text(str(_text(value)), _start(rules), masking)
         return new if changed else value
-    if rules.by_keys_only and not _touches(document, rules):
-        return value  # the common case, on a tight loop: no key the rules name, nothing to rewrite
-    new, changed = _Walk(rules, policy.key).value(document, _start(rules), rules.whole == MASK)
+    new, changed = _Walk(rules, key).value(document, _start(rules), masking)
     if not changed:
         return value
     encoded = orjson.dumps(new)
     return encoded if isinstance(value, bytes) else encoded.decode()
 
 
-def _touches(value: Any, rules: PayloadRules) -> bool:
-    """Whether a key rule or the secrets rule names any key in the value (JSON inside strings included)."""
+_JSON_STARTS = frozenset("{[ \t\n\r")
+"""The first characters of a string `looks_like_json` may say yes to (whitespace: it looks further)."""
+
+
+def _plain(value: Any) -> bool:
+    """A scalar no walk changes unless masking: not a container, not a string that may hold JSON."""
     kind = type(value)
-    if kind is dict:
-        keys, secrets = rules.keys, rules.secrets != KEEP
-        for name, child in value.items():
-            if (secrets and is_secret_key(name)) or (keys and name.lower() in keys):
-                return True
-            inner = type(child)
-            if (inner is dict or inner is list or inner is str) and _touches(child, rules):
-                return True
-        return False
-    if kind is list:
-        for child in value:
-            inner = type(child)
-            if (inner is dict or inner is list or inner is str) and _touches(child, rules):
-                return True
-        return False
-    if kind is str and looks_like_json(value) and rules.may_apply(value):
-        try:
-            return _touches(orjson.loads(value), rules)
-        except orjson.JSONDecodeError:
-            return False
-    return False
+    return kind is not dict and kind is not list and (kind is not str or value[:1] not in _JSON_STARTS)
 
 
 def looks_like_json(text: str) -> bool:
@@ -205,34 +238,58 @@ def _start(rules: PayloadRules) -> tuple[State, ...]:
 
 
 class _Walk:
-    """One walk of a payload value: returns (new value, whether anything changed)."""
+    """One walk of a payload value: returns (new value, whether anything changed).
+
+    Values come from orjson, so their types are exact (`type(x) is dict`: no subclasses, and a
+    bool is no int). Scalars nothing can change are stepped over without a call.
+    """
 
     def __init__(self, rules: PayloadRules, key: bytes) -> None:
         self.rules = rules
         self.key = key
+        self.keys = rules.keys
+        self.secrets = None if rules.secrets == KEEP else rules.secrets
 
     def value(self, value: Any, states: tuple[State, ...], masking: bool) -> tuple[Any, bool]:
-        if isinstance(value, dict):
-            return self.mapping(value, states, masking)
-        if isinstance(value, list):
-            return self.sequence(value, states, masking)
-        if isinstance(value, str):
-            return self.text(value, states, masking)
-        if masking and isinstance(value, int) and not isinstance(value, bool):
-            masked = mask_number(value)
-            return masked, masked is not value
-        return value, False
+        return self.child(value, states, masking, None)
 
     def mapping(self, value: dict[str, Any], states: tuple[State, ...], masking: bool) -> tuple[Any, bool]:
+        if not states and not masking:
+            return self.keyed(value)
         out: dict[str, Any] | None = None
         for name, child in value.items():
             following = self.advance(states, name) if states else states
             action = self.action(name, following)
-            if action in TERMINAL:
-                new = apply_action(action, child, self.key)
-                changed = new != child
+            if action is None and not masking and _plain(child):
+                continue
+            new, changed = self.child(child, following, masking, action)
+            if changed:
+                if out is None:
+                    out = dict(value)
+                out[name] = new
+        return (value, False) if out is None else (out, True)
+
+    def keyed(self, value: dict[str, Any]) -> tuple[Any, bool]:
+        """`mapping` with no path under way and nothing masked, where only key rules and the secrets rule
+        apply: the whole walk of the default policy, once per key of a payload, so all inline."""
+        out: dict[str, Any] | None = None
+        keys, secrets, secret_names = self.keys, self.secrets, SECRET_NAMES
+        for name, child in value.items():
+            action = keys.get(name.lower()) if keys else None
+            if action is None and secrets is not None and secret_names[name]:
+                action = secrets
+            if action is not None:
+                new, changed = self.child(child, (), False, action)
             else:
-                new, changed = self.value(child, following, masking or action == MASK)
+                kind = type(child)
+                if kind is dict:
+                    new, changed = self.keyed(child)
+                elif kind is list:
+                    new, changed = self.sequence(child, (), False)
+                elif kind is str and child[:1] in _JSON_STARTS:
+                    new, changed = self.text(child, (), False)
+                else:
+                    continue
             if changed:
                 if out is None:
                     out = dict(value)
@@ -242,18 +299,39 @@ class _Walk:
     def sequence(self, value: list[Any], states: tuple[State, ...], masking: bool) -> tuple[Any, bool]:
         out: list[Any] | None = None
         following = tuple(dict.fromkeys((*states, *self.advance(states, None)))) if states else states
-        action = self.matched(following)
+        action = self.matched(following) if following else None
         for index, child in enumerate(value):
-            if action in TERMINAL:
-                new = apply_action(action, child, self.key)
-                changed = new != child
-            else:
-                new, changed = self.value(child, following, masking or action == MASK)
+            if action is None and not masking and _plain(child):
+                continue
+            new, changed = self.child(child, following, masking, action)
             if changed:
                 if out is None:
                     out = list(value)
                 out[index] = new
         return (value, False) if out is None else (out, True)
+
+    def child(
+        self, value: Any, states: tuple[State, ...], masking: bool, action: str | None
+    ) -> tuple[Any, bool]:
+        """A value under a key or in an array, where `action` (None: no rule) applies."""
+        if action is not None:
+            if action in TERMINAL:
+                new = apply_action(action, value, self.key)
+                return new, new != value
+            masking = masking or action == MASK
+        kind = type(value)
+        if kind is dict:
+            return self.mapping(value, states, masking)
+        if kind is list:
+            return self.sequence(value, states, masking)
+        if kind is str:
+            if masking or value[:1] in _JSON_STARTS:
+                return self.text(value, states, masking)
+            return value, False
+        if masking and kind is int:
+            masked = mask_number(value)
+            return masked, masked is not value
+        return value, False
 
     def text(self, value: str, states: tuple[State, ...], masking: bool) -> tuple[Any, bool]:
         """A string: JSON inside it is walked like the rest (and written back compact); else masked."""

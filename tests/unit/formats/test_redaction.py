@@ -131,3 +131,42 @@ def test_parsed_objects_and_arrow_tables_get_the_same_treatment() -> None:
     assert redact_table(DEFAULT_POLICY, "job_lines", table).column("input").to_pylist() == [
         '{"password":"[redacted]","n":1}'
     ]
+
+
+def _job(lines: list[dict[str, Any]], **fields: Any) -> bytes:
+    body = {"id": 1, "recipe_id": 2, "status": "failed", "started_at": "2024-09-01T00:00:00Z", **fields}
+    return orjson.dumps({**body, "lines": lines})
+
+
+def test_a_secret_key_spelled_with_the_kelvin_sign_is_redacted_like_its_ascii_twin() -> None:
+    # GIVEN a payload key "toKen" whose K is the Kelvin sign (U+212A), which lower-cases to an ASCII "k"
+    parsed = read_object(_job([{"output": {"to\u212aen": "tk-1"}}]), key="k.json", etag="e", key_info=None)
+    # WHEN the default policy applies to the parsed object
+    line = redact_parsed(DEFAULT_POLICY, parsed).jobs[0].lines[0]
+    # THEN the key is a secret (as `is_secret_key` says) and its value is redacted
+    assert orjson.loads(line["output"]) == {"to\u212aen": REDACTED}
+
+
+def test_each_payload_value_of_an_object_is_tested_on_its_own_even_around_a_nul() -> None:
+    # GIVEN an object whose error text holds a NUL, and secrets in the lines before and after it
+    lines = [{"input": {"api_key": "ak-1"}}, {"error": "bad\x00byte", "output": {"n": 1}}]
+    lines.append({"input": {"note": "pass"}, "output": {"password": "pw-1"}})
+    parsed = read_object(_job(lines), key="k.json", etag="e", key_info=None)
+    # WHEN the default policy applies
+    rows = redact_parsed(DEFAULT_POLICY, parsed).jobs[0].lines
+    # THEN both secrets are redacted and every other value keeps its bytes
+    assert orjson.loads(rows[0]["input"]) == {"api_key": REDACTED}
+    assert orjson.loads(rows[2]["output"]) == {"password": REDACTED}
+    assert rows[1]["error"] == "bad\x00byte" and rows[2]["input"] == b'{"note":"pass"}'
+
+
+def test_column_rules_that_replace_payloads_leave_the_others_to_the_payload_rules() -> None:
+    # GIVEN a policy dropping one payload column and redacting another (empty here) whole
+    policy = read_policy('[columns.job_lines]\ninput = "drop"\nerror = "redact"\n')
+    lines = [{"input": {"a": 1}, "error": "", "output": {"n": 1}}, {"output": {"secret": "s-1"}}]
+    parsed = read_object(_job(lines), key="k.json", etag="e", key_info=None)
+    # WHEN it applies
+    rows = redact_parsed(policy, parsed).jobs[0].lines
+    # THEN the column rules replaced theirs, and the secret in the next line is still redacted
+    assert rows[0]["input"] is None and rows[0]["error"] == REDACTED and rows[0]["output"] == b'{"n":1}'
+    assert orjson.loads(rows[1]["output"]) == {"secret": REDACTED}
