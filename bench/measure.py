@@ -89,6 +89,36 @@ def _process_table() -> dict[int, tuple[int, list[str]]]:
     return table
 
 
+def _tree_table(root: int) -> dict[int, tuple[int, list[str]]]:
+    """`_process_table` of `root` and its descendants alone, found through /proc/PID/task/TID/children.
+
+    Reading every process's stat ten times a second cost the sampled process about 4% of a core
+    on a machine running ninety processes (and the floor it is compared with runs no sampler);
+    this reads the tree's own entries only. Falls back to the whole table without those files.
+    """
+    if not os.path.exists(f"/proc/{root}/task/{root}/children"):
+        table = _process_table()
+        return {pid: table[pid] for pid in [root, *_descendants(table, root)] if pid in table}
+    table: dict[int, tuple[int, list[str]]] = {}
+    frontier = [root]
+    while frontier:
+        pid = frontier.pop()
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue  # gone meanwhile
+        table[pid] = (int(fields[1]), fields)
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as children:
+                    frontier.extend(int(child) for child in children.read().split())
+            except OSError:
+                continue
+    return table
+
+
 def _descendants(table: dict[int, tuple[int, list[str]]], root: int) -> list[int]:
     found, frontier = [], [root]
     while frontier:
@@ -137,10 +167,10 @@ class TreeSampler:
         me = os.getpid()
         while not self._stop.wait(self.interval):
             try:
-                table = _process_table()
+                table = _tree_table(me)
             except OSError:
                 continue
-            others = [pid for pid in _descendants(table, me) if pid in table]
+            others = [pid for pid in table if pid != me]
             rss = {pid: int(table[pid][1][21]) * self._page_mb for pid in [me, *others]}  # field 24: rss
             self.peak_mb = max(self.peak_mb, sum(rss.values()))
             self.workers_peak_mb = max(self.workers_peak_mb, sum(rss[pid] for pid in others))
