@@ -57,7 +57,7 @@ def _cpu_seconds() -> float:
 
 
 def _descendants_cpu_seconds() -> float | None:
-    """CPU seconds of this process's live descendants and of the children they reaped.
+    """CPU seconds of this process's descendants: live ones, the children they reaped, and ours.
 
     The parse workers are children of the run's process or of its shard processes, so
     RUSAGE_CHILDREN misses those still alive and every grandchild; a live worker's time
@@ -72,7 +72,9 @@ def _descendants_cpu_seconds() -> float | None:
         for pid in _descendants(table, os.getpid())
         if pid in table
     )
-    return ticks / os.sysconf("SC_CLK_TCK")
+    # Children this process has reaped already (the shard processes of a run on every core).
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ticks / os.sysconf("SC_CLK_TCK") + reaped.ru_utime + reaped.ru_stime
 
 
 def _process_table() -> dict[int, tuple[int, list[str]]]:
