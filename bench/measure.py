@@ -57,7 +57,7 @@ def _cpu_seconds() -> float:
 
 
 def _descendants_cpu_seconds() -> float | None:
-    """CPU seconds of this process's live descendants and of the children they reaped.
+    """CPU seconds of this process's descendants: live ones, the children they reaped, and ours.
 
     The parse workers are children of the run's process or of its shard processes, so
     RUSAGE_CHILDREN misses those still alive and every grandchild; a live worker's time
@@ -72,7 +72,9 @@ def _descendants_cpu_seconds() -> float | None:
         for pid in _descendants(table, os.getpid())
         if pid in table
     )
-    return ticks / os.sysconf("SC_CLK_TCK")
+    # Children this process has reaped already (the shard processes of a run on every core).
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ticks / os.sysconf("SC_CLK_TCK") + reaped.ru_utime + reaped.ru_stime
 
 
 def _process_table() -> dict[int, tuple[int, list[str]]]:
@@ -86,6 +88,36 @@ def _process_table() -> dict[int, tuple[int, list[str]]]:
             except OSError:
                 continue
             table[int(entry)] = (int(fields[1]), fields)
+    return table
+
+
+def _tree_table(root: int) -> dict[int, tuple[int, list[str]]]:
+    """`_process_table` of `root` and its descendants alone, found through /proc/PID/task/TID/children.
+
+    Reading every process's stat ten times a second cost the sampled process about 4% of a core
+    on a machine running ninety processes (and the floor it is compared with runs no sampler);
+    this reads the tree's own entries only. Falls back to the whole table without those files.
+    """
+    if not os.path.exists(f"/proc/{root}/task/{root}/children"):
+        table = _process_table()
+        return {pid: table[pid] for pid in [root, *_descendants(table, root)] if pid in table}
+    table: dict[int, tuple[int, list[str]]] = {}
+    frontier = [root]
+    while frontier:
+        pid = frontier.pop()
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue  # gone meanwhile
+        table[pid] = (int(fields[1]), fields)
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as children:
+                    frontier.extend(int(child) for child in children.read().split())
+            except OSError:
+                continue
     return table
 
 
@@ -137,10 +169,10 @@ class TreeSampler:
         me = os.getpid()
         while not self._stop.wait(self.interval):
             try:
-                table = _process_table()
+                table = _tree_table(me)
             except OSError:
                 continue
-            others = [pid for pid in _descendants(table, me) if pid in table]
+            others = [pid for pid in table if pid != me]
             rss = {pid: int(table[pid][1][21]) * self._page_mb for pid in [me, *others]}  # field 24: rss
             self.peak_mb = max(self.peak_mb, sum(rss.values()))
             self.workers_peak_mb = max(self.workers_peak_mb, sum(rss[pid] for pid in others))

@@ -117,6 +117,19 @@ def local_section(
             for name in archivers
             for other in ("duckdb", "duckdb_text", "floor")
         },
+        # The same ratio in CPU seconds (the process's and its pool's, user and system): what a
+        # core does, steadier than wall seconds on a machine shared with other work.
+        "cpu_ratios": {
+            f"{name}_over_floor": median(total_cpu(run) for run in runs["floor"])
+            / median(total_cpu(run) for run in runs[name])
+            for name in archivers
+        },
+        "cpu_ratios_per_round": {
+            f"{name}_over_floor": [
+                total_cpu(b) / total_cpu(a) for a, b in zip(runs[name], runs["floor"], strict=True)
+            ]
+            for name in archivers
+        },
         "archiver_report": runs["archiver"][-1]["report"],
         "archiver_requests": {
             "source": runs["archiver"][-1].get("source_requests"),

@@ -127,6 +127,15 @@ def _local_tables(local: dict[str, Any]) -> list[str]:
                     " ".join(f"{r:.2f}" for r in local["ratios_per_round"][key]),
                 )
             )
+        if f"{name}_over_floor" in local.get("cpu_ratios", {}):
+            key = f"{name}_over_floor"
+            ratio_rows.append(
+                (
+                    f"{LOCAL_LABELS[name][:4]} {name} / parse floor, in CPU seconds",
+                    f"{local['cpu_ratios'][key]:.2f}",
+                    " ".join(f"{r:.2f}" for r in local["cpu_ratios_per_round"][key]),
+                )
+            )
     if "ceiling_over_duckdb" in local:
         ratio_rows.append(
             (
@@ -454,8 +463,10 @@ def _local_targets(tag: str, local: dict[str, Any]) -> list[dict[str, Any]]:
     duckdb, floor = ratios["archiver_over_duckdb"], ratios["archiver_over_floor"]
     share = local["archive"]["parquet_bytes"] / local["bytes"]
     one = ratios.get("archiver_w1_over_floor")
+    one_cpu = local.get("cpu_ratios", {}).get("archiver_w1_over_floor")
+    shown = f"{one:.2f} (CPU s {one_cpu:.2f})" if one is not None and one_cpu is not None else f"{one:.2f}"
     per_core = (
-        [target_row(f"{tag}: one process / one-core parse floor", one, 0.25, ">=", f"{one:.2f}", ">= 0.25")]
+        [target_row(f"{tag}: one process / one-core parse floor", one, 0.25, ">=", shown, ">= 0.25")]
         if one is not None
         else []
     )

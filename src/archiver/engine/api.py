@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from archiver.config import Settings
 from archiver.engine.activity import ActivityLedger
+from archiver.engine.collector import fewer_collections
 from archiver.engine.context import ProgressHook
 from archiver.engine.erasures import load_erasure
 from archiver.engine.forgetting import ForgetReport, forget_window
@@ -91,7 +92,8 @@ async def compact(
     if scope is not None and scope.unit:
         settings = scope.narrow(settings)
     run = Run(source, dest, settings, scope=scope, progress=progress, time_left=time_left, clock=clock)
-    return await run.run()
+    with fewer_collections():
+        return await run.run()
 
 
 async def compact_urls(
@@ -112,14 +114,15 @@ async def compact_urls(
     check_dest_apart(source_url, dest_url)
     whole = scope is None or scope.everything
     workers = settings.parse_workers or cpu_count()
-    if workers > 1 and whole:
-        report = await compact_in_processes(source_url, dest_url, settings, workers, clock(), progress)
-    else:
-        async with open_stores(source_url, dest_url, settings) as (source, dest):
-            assert dest is not None
-            report = await compact(source, dest, settings, scope=scope, progress=progress, clock=clock)
-    if whole and publishes(dest_url, settings):
-        await _publish_after(report, dest_url, settings)
+    with fewer_collections():  # the publish too: importing pyiceberg makes a great many objects
+        if workers > 1 and whole:
+            report = await compact_in_processes(source_url, dest_url, settings, workers, clock(), progress)
+        else:
+            async with open_stores(source_url, dest_url, settings) as (source, dest):
+                assert dest is not None
+                report = await compact(source, dest, settings, scope=scope, progress=progress, clock=clock)
+        if whole and publishes(dest_url, settings):
+            await _publish_after(report, dest_url, settings)
     return report
 
 
@@ -203,7 +206,8 @@ async def compact_keys(
     is retried with `sweep` (a redelivery), and whose days a `compact` revisits.
     """
     run = Run(source, dest, settings, clock=clock)
-    return await run.run_keys(list(keys), list(described), sweep=sweep)
+    with fewer_collections():
+        return await run.run_keys(list(keys), list(described), sweep=sweep)
 
 
 async def plan(source: ObjectStore, dest: ObjectStore | None, settings: Settings) -> list[PlannedUnit]:

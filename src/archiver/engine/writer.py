@@ -8,6 +8,7 @@ only handed to storage when complete, so readers never see a partial file.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,18 +103,25 @@ def partition_dir(table: str, day: dt.date | None) -> str:
 
 
 def rows_to_table(rows: list[Row], schema: pa.Schema, day: dt.date | None = None) -> pa.Table:
-    """Build an Arrow table column by column with the table's explicit types.
+    """Build an Arrow table from row dicts with the table's explicit types.
 
-    A file schema's partition column is not in the rows: it is `day` in every row.
+    The dicts are converted in one pass by Arrow itself (as a struct array of the row
+    columns), not column by column in Python: about half the CPU time. A file
+    schema's partition column is not in the rows: it is `day` in every row.
     """
+    batch = pa.RecordBatch.from_struct_array(pa.array(rows, _row_type(schema)))
+    columns = iter(batch.columns)
     arrays = [
-        pa.array(
-            [day] * len(rows) if field.name == PARTITION_COLUMN else [row[field.name] for row in rows],
-            field.type,
-        )
+        pa.repeat(pa.scalar(day, pa.date32()), len(rows)) if field.name == PARTITION_COLUMN else next(columns)
         for field in schema
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+@functools.cache
+def _row_type(schema: pa.Schema) -> pa.StructType:
+    """The struct of a row dict: the schema's columns but the partition column."""
+    return pa.struct([field for field in schema if field.name != PARTITION_COLUMN])
 
 
 def conform(data: pa.Table, schema: pa.Schema, day: dt.date | None) -> pa.Table:
