@@ -3,7 +3,8 @@
 - a private mount namespace (`unshare -m`): every mount read-only but /tmp (bound
   writable), /proc, /sys and /dev; /dev/shm replaced by a read-only empty folder, so
   POSIX semaphores (multiprocessing's locks, queues and pools) fail as they do there;
-- HOME unset, at most 2 CPUs (`taskset`), the working directory read-only;
+- HOME unset, at most 2 CPUs (`taskset`), the working directory read-only (the checkout and the
+  virtualenv are bound read-only even when they live under /tmp, as a CI clone may);
 - `__main__` is `invoke.py`, run by path as Lambda runs its runtime, which refuses to
   be imported again;
 - every process in it records the writes it attempts outside /tmp and the processes
@@ -43,6 +44,11 @@ for point in $(awk '{print $5}' /proc/self/mountinfo | sort -u); do
   case "$point" in
     /tmp|/tmp/*|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*) ;;
     *) mount -o remount,bind,ro "$point" ;;
+  esac
+done
+for place in "$ARCHIVER_SANDBOX_REPO" "$ARCHIVER_SANDBOX_PREFIX"; do
+  case "$place" in
+    /tmp/*) mount --bind "$place" "$place" && mount -o remount,bind,ro "$place" ;;
   esac
 done
 mount --bind "$ARCHIVER_SANDBOX_EMPTY" /dev/shm

@@ -30,6 +30,11 @@ _PATH_EVENTS = {
     "shutil.rmtree": 1,
 }
 _busy = False
+_READ_ONLY = tuple(
+    os.path.abspath(place)
+    for place in (os.environ.get("ARCHIVER_SANDBOX_REPO"), os.environ.get("ARCHIVER_SANDBOX_PREFIX"))
+    if place
+)
 
 
 def _outside_tmp(path: object) -> str | None:
@@ -38,9 +43,11 @@ def _outside_tmp(path: object) -> str | None:
     if not isinstance(path, str):
         return None  # a file descriptor: opened earlier, and checked then
     full = os.path.abspath(path)
-    if full == "/tmp" or full.startswith("/tmp/") or full in ("/dev/null", "/dev/stdout", "/dev/stderr"):
-        return None
     if "/__pycache__/" in full:
+        return None  # Python tries to cache bytecode and quietly goes without where it cannot
+    if any(full == place or full.startswith(place + "/") for place in _READ_ONLY):
+        return full  # the checkout or the virtualenv, read-only in Lambda even where they sit under /tmp
+    if full == "/tmp" or full.startswith("/tmp/") or full in ("/dev/null", "/dev/stdout", "/dev/stderr"):
         return None
     return full
 
