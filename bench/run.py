@@ -334,9 +334,10 @@ def _main(argv: list[str] | None) -> int:
     finally:
         results["meta"]["loadavg_end"] = os.getloadavg()
         results["meta"]["seconds"] = round(time.perf_counter() - began, 1)
+        RESULTS.write_text(json.dumps(results, indent=2, default=str))  # what was measured, first
         try:
             results["targets"] = targets(results)
-        except (KeyError, ZeroDivisionError) as error:  # a partial run: keep what was measured
+        except Exception as error:  # a partial run or a summary bug: keep what was measured
             results["targets"] = []
             print(f"(no targets table: {error!r})", file=sys.stderr)
         RESULTS.write_text(json.dumps(results, indent=2, default=str))
